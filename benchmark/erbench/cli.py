@@ -1,0 +1,156 @@
+"""The ``erbench`` command line. Every command is testable in-process via ``main(argv)``."""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import click
+
+from erbench.errors import ErbenchError
+
+
+class _Group(click.Group):
+    """Turns ErbenchError into one 'error: file: field: message' line and exit code 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ErbenchError as exc:
+            click.echo(f"error: {exc.line()}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="erbench")
+def cli():
+    """erbench: resilience of entropy models in split DNNs, measured in real coded bits."""
+
+
+@cli.command()
+@click.argument("submission", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
+              help="results directory; writes OUT/<id>/summary.parquet and per_image.parquet")
+@click.option("--protocol", default="erbench-v1", show_default=True, help="protocol (see `erbench list`)")
+@click.option("--quick", is_flag=True, help="use the quick protocol (<protocol>-quick): smoke tests, labelled as such")
+@click.option("--conditions", "-c", multiple=True,
+              help="glob over condition ids, e.g. 'corruption.*' (repeatable); clean always runs")
+@click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda")
+@click.option("--batch-size", default=64, show_default=True, type=int)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="only the first N test images (quick look)")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=Path.home() / ".cache" / "erbench",
+              show_default=True, help="cache of corrupted images, shared by all models")
+@click.option("--no-progress", is_flag=True, help="no progress bars")
+def evaluate(submission, out_dir, protocol, quick, conditions, device, batch_size, limit, cache_dir, no_progress):
+    """Evaluate SUBMISSION (a YAML file) under the protocol and write Parquet results."""
+    from erbench.report import summary_table
+    from erbench.runner import evaluate as run
+
+    _check_device(device)
+    start = time.time()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run(submission, out_dir, protocol=f"{protocol}-quick" if quick else protocol,
+                     conditions=tuple(conditions), device=device, batch_size=batch_size, limit=limit,
+                     cache_dir=cache_dir, progress=not no_progress)
+    click.echo(summary_table(result.summary))
+    for w in caught:
+        if "DEGENERATE" in str(w.message):
+            click.secho(f"WARNING: {w.message}", fg="red", bold=True, err=True)
+    click.echo(f"\n{len(result.summary)} cells, {len(result.per_image)} image rows in {time.time() - start:.0f} s")
+    click.echo(f"results: {result.path / 'summary.parquet'}\n         {result.path / 'per_image.parquet'}")
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    try:
+        torch.empty(1, device=device)
+    except (RuntimeError, AssertionError) as exc:
+        raise ErbenchError(f"device '{device}' is not usable: {str(exc).splitlines()[0]}", field="--device") from None
+
+
+@cli.command()
+@click.option("--results", "results_schema", is_flag=True, help="print the results schema (Markdown) instead")
+def schema(results_schema):
+    """Print the submission JSON Schema (for editors), or the results schema."""
+    from erbench.results import schema_markdown
+    from erbench.spec import json_schema
+
+    click.echo(schema_markdown() if results_schema else json_schema())
+
+
+@cli.command("list")
+def list_registered():
+    """Show registered architectures, datasets, conditions and protocols."""
+    from erbench.conditions import CONDITIONS
+    from erbench.data.datasets import DATASETS
+    from erbench.models.architectures import ARCHITECTURES
+    from erbench.protocol import PROTOCOLS
+
+    click.echo("architectures:")
+    for name, arch in ARCHITECTURES.items():
+        click.echo(f"  {name:28s} {arch.family:10s} {arch.summary}")
+    click.echo("datasets:")
+    for name in DATASETS:
+        click.echo(f"  {name}")
+    click.echo("conditions:")
+    for name, cond in CONDITIONS.items():
+        click.echo(f"  {name:28s} {cond.kind:10s} {cond.summary}")
+    click.echo("protocols:")
+    for name, proto in PROTOCOLS.items():
+        click.echo(f"  {name:28s} {len(proto.cells):4d} cells  {proto.description}")
+
+
+@cli.group()
+def zoo():
+    """The reference zoo (submissions/reference/)."""
+
+
+@zoo.command("train")
+@click.argument("ids", nargs=-1)
+@click.option("--all", "train_all", is_flag=True, help="train every zoo entry")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="where to write <id>.yaml and <id>.safetensors (default: submissions/reference)")
+def zoo_train(ids, train_all, out_dir):
+    """Train reference entries deterministically on the CPU and write their weights and YAML."""
+    from erbench.zoo import REFERENCE_DIR, ZOO, build_entry, write_entry
+
+    if not ids and not train_all:
+        raise ErbenchError("name zoo entries or pass --all (see `erbench zoo list`)", field="IDS")
+    entries = [ZOO.get(i, field="IDS") for i in ids] if ids else [e for _, e in ZOO.items()]
+    for entry in entries:
+        start = time.time()
+        model = build_entry(entry)
+        path = write_entry(entry, model, out_dir or REFERENCE_DIR)
+        click.echo(f"{entry.id}: {time.time() - start:.0f} s -> {path}")
+
+
+@zoo.command("list")
+def zoo_list():
+    """List the zoo entries and their recipes."""
+    from erbench.zoo import ZOO
+
+    for name, entry in ZOO.items():
+        click.echo(f"{name:36s} {entry.architecture:24s} beta={entry.recipe.beta:g} epochs={entry.recipe.epochs}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (for tests: ``main([...])``)."""
+    try:
+        cli.main(args=argv, prog_name="erbench", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

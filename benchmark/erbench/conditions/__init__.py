@@ -1,0 +1,7 @@
+"""Conditions applied to the test images before coding: clean, corruptions, attacks.
+
+Importing this package registers every condition in ``CONDITIONS``.
+"""
+
+from erbench.conditions.base import CONDITIONS, Cell, Condition, Context, Generated  # noqa: F401
+from erbench.conditions import clean, corruptions  # noqa: F401  (registration)

@@ -1,0 +1,1 @@
+"""Datasets built from data_manifests/, verified by sha256 before use."""

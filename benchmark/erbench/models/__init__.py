@@ -1,0 +1,1 @@
+"""Split models: head -> entropy model (real range coding) -> tail."""
