@@ -11,6 +11,8 @@ import click
 
 from erbench.errors import ErbenchError
 
+warnings.filterwarnings("ignore", category=FutureWarning, module="torch.jit")
+
 
 class _Group(click.Group):
     """Turns ErbenchError into one 'error: file: field: message' line and exit code 2."""
@@ -137,10 +139,39 @@ def zoo_list():
         click.echo(f"{name:36s} {entry.architecture:24s} beta={entry.recipe.beta:g} epochs={entry.recipe.epochs}")
 
 
+# --- leaderboard ----------------------------------------------------------------------------------
+
+
+@cli.group()
+def leaderboard():
+    """The static leaderboard site."""
+
+
+@leaderboard.command("build")
+@click.option("--results", "results_dir", type=click.Path(path_type=Path), default=Path("leaderboard/results"),
+              show_default=True, help="results directory holding <id>/summary.parquet and per_image.parquet")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("site"), show_default=True,
+              help="output directory; replaced as a whole (refused unless empty or an earlier build)")
+@click.option("--submissions", "submissions_dir", type=click.Path(path_type=Path), default=Path("submissions"),
+              show_default=True, help="where <id>.yaml metadata (authors, paper, license) is read, if present")
+def leaderboard_build(results_dir, out_dir, submissions_dir):
+    """Build the static site from results: the same input gives byte-identical files."""
+    from erbench.leaderboard.site import build
+
+    start = time.time()
+    entries = build(results_dir, out_dir, submissions_dir)
+    complete = sum(e.row["complete"] for e in entries)
+    click.echo(f"{len(entries)} submissions ({complete} complete) -> {out_dir / 'index.html'} "
+               f"in {time.time() - start:.1f} s")
+
+
+# --------------------------------------------------------------------------------------------------
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (for tests: ``main([...])``)."""
     try:
-        cli.main(args=argv, prog_name="erbench", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="erbench", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
@@ -149,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 1
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

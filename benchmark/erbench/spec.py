@@ -93,7 +93,8 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
 
 
 def _first_error(exc: ValidationError) -> tuple[str, str]:
-    err = exc.errors()[0]
+    # an unknown key usually explains a "missing" one (a typo): report it first
+    err = min(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
     loc = tuple(err["loc"])
     field = ".".join(str(p) for p in loc) or "(top level)"
     if err["type"] == "extra_forbidden":

@@ -25,7 +25,7 @@ CORRUPTIONS = (
 )
 SEVERITIES = (1, 2, 3, 4, 5)
 CACHE_CHUNK = 64
-CACHE_VERSION = "ic1.1.2-compat1"
+CACHE_VERSION = "ic1.1.2-compat2"
 
 
 def corruption_seed(name: str, severity: int, index: int) -> int:

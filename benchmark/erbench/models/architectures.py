@@ -39,3 +39,15 @@ ARCHITECTURES.register(
     Architecture("erbench.models.small_cnn:small_cnn_hyperprior", "hyperprior",
                  "3-conv head -> 16x8x8 latent, mean-scale hyperprior (z 16x2x2), 2-conv + linear tail"),
 )
+ARCHITECTURES.register(
+    "resnet50_entropic_student_factorized",
+    Architecture("erbench.models.entropic_student:resnet50_entropic_student_factorized", "factorized",
+                 "Entropic Student ResNet-50 (sc2bench): GDN bottleneck -> 24x55x55 latent at 224x224, "
+                 "factorized prior, ResNet-50 layer2..fc tail"),
+)
+ARCHITECTURES.register(
+    "resnet50_entropic_student_hyperprior",
+    Architecture("erbench.models.entropic_student:resnet50_entropic_student_hyperprior", "hyperprior",
+                 "Entropic Student ResNet-50 (sc2bench MSHP): 24x55x55 latent at 224x224, mean-scale "
+                 "hyperprior (z 16x14x14), ResNet-50 layer2..fc tail"),
+)

@@ -1,0 +1,75 @@
+"""Differentiable objectives the attacks maximize, with per-image seeded randomness.
+
+Rate surrogates (bits per image, to maximize):
+
+* ``noise`` -- -log2 likelihood with quantization replaced by additive uniform noise, averaged
+  over ``copies`` noise draws (the published attack's surrogate);
+* ``ste``   -- -log2 likelihood of the *rounded* latents with a straight-through gradient (the
+  quantization the coder sees).
+
+``latents`` picks what is counted: ``("y",)`` (the published loss) or every coded latent.
+
+The entropy model draws its noise from torch's global generator, which would tie an image's noise
+to its position in the batch. ``seeded_noise`` makes every noise draw come from the image's own
+generator instead, so results do not depend on the batch size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from erbench.models import entropy
+from erbench.models.split import SplitModel, SplitOutput
+
+
+@contextmanager
+def seeded_noise(gens: list[torch.Generator]) -> Iterator[None]:
+    """Within the block, 'noise' quantization of a batch of ``k * len(gens)`` rows (k copies of the
+    images, copy-major) draws row ``j * len(gens) + i`` from ``gens[i]``."""
+    original = entropy.quantize
+
+    def quantize(x: Tensor, mode: str, centre: Tensor) -> Tensor:
+        if mode != "noise":
+            return original(x, mode, centre)
+        k = x.size(0) // len(gens)
+        u = torch.stack([torch.rand((k, *x.shape[1:]), generator=g) for g in gens], dim=1)
+        return x + (u.reshape(x.shape) - 0.5).to(x)
+
+    entropy.quantize = quantize
+    try:
+        yield
+    finally:
+        entropy.quantize = original
+
+
+def latent_bits(out: SplitOutput, latents: tuple[str, ...] | None) -> Tensor:
+    """-sum log2 likelihood per row, over the named latents (None: all)."""
+    names = out.likelihoods if latents is None else latents
+    return sum(-torch.log2(out.likelihoods[k]).flatten(1).sum(1) for k in names)
+
+
+def rate(model: SplitModel, x: Tensor, quant: str, gens: list[torch.Generator], copies: int = 1,
+         latents: tuple[str, ...] | None = None) -> Tensor:
+    """Surrogate bits per image (B,), averaged over noise copies for ``quant='noise'``."""
+    if quant != "noise":
+        return latent_bits(model(x, rate_quant=quant, tail_quant=quant), latents)
+    with seeded_noise(gens):
+        out = model(x.repeat(copies, *([1] * (x.dim() - 1))), rate_quant="noise", tail_quant="noise")
+    return latent_bits(out, latents).reshape(copies, -1).mean(0)
+
+
+def cross_entropy(model: SplitModel, x: Tensor, target: Tensor) -> Tensor:
+    """Cross-entropy per image of the tail's logits on the rounded latent (straight-through)."""
+    return F.cross_entropy(model(x, rate_quant="ste", tail_quant="ste").logits, target, reduction="none")
+
+
+@torch.no_grad()
+def rounded(model: SplitModel, x: Tensor) -> tuple[Tensor, Tensor]:
+    """What the coder sees: estimated bits of the rounded latents (all) and the predicted class."""
+    out = model(x, rate_quant="round", tail_quant="round")
+    return out.bits(), out.logits.argmax(1)

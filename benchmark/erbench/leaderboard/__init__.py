@@ -1,0 +1,1 @@
+"""The static leaderboard: ``aggregate`` (results -> tidy tables), ``figures`` (plotly specs), ``site`` (HTML)."""

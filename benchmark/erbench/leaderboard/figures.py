@@ -1,0 +1,131 @@
+"""Plotly figure specs as plain dicts (``{"data": [...], "layout": {...}}``), drawn by plotly.js in the page.
+
+Pure functions of the aggregated tables: JSON-ready, NaN -> None, no random ids.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from erbench.conditions.corruptions import CORRUPTIONS, SEVERITIES
+from erbench.leaderboard.aggregate import HEADLINE_EPS, WORST_RATE
+
+PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#9d755d", "#eeca3b", "#bab0ac")
+FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
+BITS_AXIS = "coded bits per image (range coder)"
+
+
+def _num(values) -> list:
+    return [None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+            for v in np.asarray(values, dtype=object).tolist()]
+
+
+def _layout(x: str, y: str, **kw) -> dict:
+    return {"font": {"family": FONT, "size": 13, "color": "#1f2933"}, "margin": {"l": 64, "r": 16, "t": 16, "b": 56},
+            "paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "#ffffff", "hovermode": "closest",
+            "xaxis": {"title": {"text": x}, "gridcolor": "#e5e9f0", "zerolinecolor": "#c7ced9"},
+            "yaxis": {"title": {"text": y}, "gridcolor": "#e5e9f0", "zerolinecolor": "#c7ced9"},
+            "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"}, **kw}
+
+
+def rate_accuracy(rows: list[dict]) -> dict:
+    """Every entry at clean (circle) and under the worst-case rate attack at the headline eps (cross)."""
+    data = []
+    families = sorted({r["entropy_model"] for r in rows})
+    for i, family in enumerate(families):
+        group = [r for r in rows if r["entropy_model"] == family]
+        color = PALETTE[i % len(PALETTE)]
+        seg_x, seg_y = [], []
+        for r in group:
+            if not math.isnan(r["worst_bits_coded_mean"]):
+                seg_x += [r["clean_bits_coded_mean"], r["worst_bits_coded_mean"], None]
+                seg_y += [r["clean_accuracy"], r["worst_accuracy"], None]
+        data.append({"type": "scatter", "mode": "lines", "x": _num(seg_x), "y": _num(seg_y), "hoverinfo": "skip",
+                     "line": {"color": color, "width": 1}, "opacity": 0.45, "showlegend": False,
+                     "legendgroup": family})
+        for state, symbol, bits, acc in (("clean", "circle", "clean_bits_coded_mean", "clean_accuracy"),
+                                         ("worst attack", "x", "worst_bits_coded_mean", "worst_accuracy")):
+            data.append({"type": "scatter", "mode": "markers", "name": f"{family}, {state}", "legendgroup": family,
+                         "x": _num([r[bits] for r in group]), "y": _num([r[acc] for r in group]),
+                         "text": [r["id"] for r in group], "customdata": [f"s/{r['id']}.html" for r in group],
+                         "marker": {"color": color, "symbol": symbol, "size": 9, "line": {"width": 1, "color": "#fff"}},
+                         "hovertemplate": f"%{{text}}<br>{state}: %{{x:,.0f}} bits, accuracy %{{y:.3f}}<extra></extra>"})
+    layout = _layout(BITS_AXIS + ", log scale", "top-1 accuracy (decoded)", height=460)
+    layout["xaxis"]["type"] = "log"
+    layout["yaxis"]["range"] = [0, 1.02]
+    return {"data": data, "layout": layout}
+
+
+def eps_axis(norm: str) -> str:
+    return "eps x 255 (L-inf, pixel levels)" if norm == "linf" else f"eps ({norm}, [0, 1] pixel units)"
+
+
+def attack_curves(cells: pd.DataFrame, norm: str, metric: str) -> dict:
+    """``metric`` (overhead or accuracy) vs eps, one line per attack condition and variant under ``norm``."""
+    rows = cells[cells["kind"].isin(["attack", "aggregate"]) & (cells["norm"] == norm)]
+    scale = 255 if norm == "linf" else 1
+    data = []
+    groups = rows.groupby([rows["condition"], rows["variant"].fillna("")], sort=True)
+    for i, ((condition, variant), g) in enumerate(groups):
+        g = g.sort_values("eps")
+        worst = condition == WORST_RATE
+        name = condition.removeprefix("attack.") + (f" ({variant})" if variant else "")
+        trace = {"type": "scatter", "mode": "lines+markers", "name": name, "x": _num(g["eps"] * scale),
+                 "y": _num(g[metric]), "line": {"width": 3 if worst else 2, "dash": "dash" if worst else "solid",
+                                                "color": "#1f2933" if worst else PALETTE[i % len(PALETTE)]},
+                 "hovertemplate": f"{name}<br>eps %{{x:g}}: %{{y:{'+.1%' if metric == 'overhead' else '.3f'}}}"
+                                  "<extra></extra>"}
+        low, high = f"{metric}_ci_low", f"{metric}_ci_high"
+        if low in g:
+            trace["error_y"] = {"type": "data", "symmetric": False, "array": _num(g[high] - g[metric]),
+                                "arrayminus": _num(g[metric] - g[low]), "thickness": 1, "width": 3}
+        data.append(trace)
+    y = "overhead in coded bits vs clean" if metric == "overhead" else "top-1 accuracy (decoded)"
+    layout = _layout(eps_axis(norm), y, height=380)
+    layout["yaxis"]["tickformat"] = "+.0%" if metric == "overhead" else ".2f"
+    if norm == "linf":
+        layout["shapes"] = [{"type": "line", "x0": HEADLINE_EPS * 255, "x1": HEADLINE_EPS * 255, "y0": 0, "y1": 1,
+                             "yref": "paper", "line": {"color": "#9aa5b1", "dash": "dot", "width": 1}}]
+    return {"data": data, "layout": layout}
+
+
+def corruption_heatmap(cells: pd.DataFrame, metric: str) -> dict:
+    """19 corruptions x 5 severities of ``metric`` (overhead or accuracy); missing cells stay blank."""
+    rows = cells[cells["kind"] == "corruption"].set_index(["condition", "severity"])[metric]
+    z = [[_value(rows, f"corruption.{c}", s) for s in SEVERITIES] for c in CORRUPTIONS]
+    fmt = "{:+.0%}" if metric == "overhead" else "{:.2f}"
+    text = [["" if v is None else fmt.format(v) for v in line] for line in z]
+    trace = {"type": "heatmap", "z": z, "text": text, "texttemplate": "%{text}", "x": [str(s) for s in SEVERITIES],
+             "y": list(CORRUPTIONS), "xgap": 2, "ygap": 2, "hoverongaps": False,
+             "hovertemplate": "%{y}, severity %{x}: %{text}<extra></extra>", "colorbar": {"thickness": 12}}
+    if metric == "overhead":
+        span = max([abs(v) for line in z for v in line if v is not None] or [1.0])
+        trace.update(colorscale="RdBu", reversescale=True, zmid=0, zmin=-span, zmax=span)
+        trace["colorbar"]["tickformat"] = "+.0%"
+    else:
+        trace.update(colorscale="Viridis", zmin=0, zmax=1)
+    layout = _layout("severity", "", height=620, margin={"l": 130, "r": 16, "t": 16, "b": 50})
+    layout["yaxis"].update(autorange="reversed", gridcolor="rgba(0,0,0,0)")
+    layout["xaxis"]["gridcolor"] = "rgba(0,0,0,0)"
+    return {"data": [trace], "layout": layout}
+
+
+def _value(series: pd.Series, condition: str, severity: int):
+    try:
+        v = float(series.loc[(condition, float(severity))])
+    except KeyError:
+        return None
+    return None if math.isnan(v) else v
+
+
+def bits_distribution(clean: np.ndarray, worst: np.ndarray) -> dict:
+    """Per-image coded bits, clean vs. the worst-case rate attack at the headline eps (overlaid histograms)."""
+    data = []
+    for name, values, color in (("clean", clean, PALETTE[0]), ("worst attack, eps 8/255", worst, PALETTE[3])):
+        if len(values):
+            data.append({"type": "histogram", "name": name, "x": _num(values), "opacity": 0.6, "nbinsx": 40,
+                         "marker": {"color": color}, "hovertemplate": "%{x} bits: %{y} images<extra></extra>"})
+    return {"data": data, "layout": _layout(BITS_AXIS, "images", barmode="overlay", height=340)}
