@@ -106,6 +106,28 @@ def list_registered():
         click.echo(f"  {name:28s} {len(proto.cells):4d} cells  {proto.description}")
 
 
+@cli.command()
+@click.argument("submissions", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--limit", default=16, show_default=True, help="test images per condition")
+def check(submissions, limit):
+    """Seconds-long pre-submission check: validate, load and run SUBMISSIONS on a few images.
+
+    Runs clean plus three corruptions through the real coder and verifies lossless decoding and
+    finite outputs; writes nothing. Exit code 2 on the first problem.
+    """
+    from erbench.runner import evaluate as run
+
+    for path in submissions:
+        result = run(path, None, conditions=("corruption.snow", "corruption.gaussian_noise", "corruption.contrast"),
+                     limit=limit, progress=False)
+        clean = result.summary.iloc[0]
+        if not result.summary["decode_ok_all"].all():
+            raise ErbenchError("decoded latents differ from the rounded latents (lossy coding)", file=path)
+        flag = f"  DEGENERATE: {clean['degenerate_reason']}" if clean["degenerate"] else ""
+        click.echo(f"ok  {path}: clean accuracy {clean['accuracy']:.3f}, {clean['bits_coded_mean']:.0f} coded bits/image "
+                   f"on {limit} images{flag}")
+
+
 @cli.group()
 def zoo():
     """The reference zoo (submissions/reference/)."""

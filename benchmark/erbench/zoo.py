@@ -44,8 +44,15 @@ def _add(entry: ZooEntry) -> None:
     ZOO.register(entry.id, entry)
 
 
-_add(ZooEntry("small_cnn_factorized", Recipe(beta=1e-3)))
-_add(ZooEntry("small_cnn_hyperprior", Recipe(beta=1e-4, warmup_epochs=10, ramp_epochs=20)))
+# The grid: 3 heads x 2 entropy models x 4 rate-accuracy trade-offs (docs/zoo.md). Hyperprior
+# models warm up at beta = 0 and ramp beta, or they collapse to a constant latent at high beta.
+FACTORIZED_BETAS = (1e-4, 3e-4, 1e-3, 3e-3)
+HYPERPRIOR_BETAS = (3e-5, 1e-4, 3e-4, 1e-3)
+for _head in ("small_cnn", "res_cnn", "mobile_cnn"):
+    for _beta in FACTORIZED_BETAS:
+        _add(ZooEntry(f"{_head}_factorized", Recipe(beta=_beta)))
+    for _beta in HYPERPRIOR_BETAS:
+        _add(ZooEntry(f"{_head}_hyperprior", Recipe(beta=_beta, warmup_epochs=10, ramp_epochs=20)))
 
 
 def build_entry(entry: ZooEntry, progress: bool = True) -> SplitModel:

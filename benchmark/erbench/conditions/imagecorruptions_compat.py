@@ -18,6 +18,7 @@ import importlib.resources
 import importlib.util
 import sys
 import types
+import warnings
 from functools import cache
 
 import numpy as np
@@ -55,8 +56,10 @@ def _skimage_with_seeded_noise(skimage, skimage_random_noise):
 def imagecorruptions():
     """The imagecorruptions module, made compatible (idempotent)."""
     _ensure_pkg_resources()
-    import imagecorruptions as ic
-    import imagecorruptions.corruptions as impl
+    with warnings.catch_warnings():  # "pkg_resources is deprecated", raised at its import
+        warnings.simplefilter("ignore", UserWarning)
+        import imagecorruptions as ic
+        import imagecorruptions.corruptions as impl
     import skimage.color
     from skimage.filters import gaussian
     from skimage.util import random_noise

@@ -30,18 +30,18 @@ KIND_ORDER = {"clean": 0, "aggregate": 1, "attack": 2, "corruption": 3}
 IMAGE_COLUMNS = ["condition", "kind", "severity", "norm", "eps", "image_index", "bits_coded", "correct"]
 
 RULES = (
-    "Every number is computed from real coded bits (bytes written by the range coder x 8, all latents "
+    "Every number is computed from real coded bits (bytes written by the range coder × 8, all latents "
     "including the hyper-latent), never from estimated bits.",
     "Clean accuracy and clean coded bits per image are read from the 'clean' cell.",
-    f"Worst-case rate overhead is read from the '{WORST_RATE}' row at the headline budget L-inf eps = 8/255: "
-    "per image, the worst of all rate attacks at that eps. Overhead = mean coded bits / clean mean coded bits - 1; "
+    f"Worst-case rate overhead is read from the '{WORST_RATE}' row at the headline budget L∞ ε = 8/255: "
+    "per image, the worst of all rate attacks at that ε. Overhead = mean coded bits / clean mean coded bits - 1; "
     "its CI and the accuracy delta under that attack come from the same row.",
-    f"Mean corruption overhead is the equal-weight mean of the overhead of the {len(CORRUPTIONS)} corruptions x "
+    f"Mean corruption overhead is the equal-weight mean of the overhead of the {len(CORRUPTIONS)} corruptions × "
     f"{len(SEVERITIES)} severities ({len(CORRUPTION_CELLS)} cells); the mean corruption accuracy delta likewise. "
     f"Their {CI_LEVEL:.0%} CIs come from a paired bootstrap over images ({BOOTSTRAP_SAMPLES} resamples, the "
     "per-cell CIs' seed) of the same statistic: per image, the mean over the cells of its coded bits and correctness "
     "against its clean values (all cells share the clean images, so this equals the mean of the cells' overheads).",
-    f"Required cells: clean, {WORST.label()}, all {len(CORRUPTION_CELLS)} corruption cells, and every cell of "
+    f"Required cells: clean, {WORST_RATE} at L∞ ε = 8/255, all {len(CORRUPTION_CELLS)} corruption cells, and every cell of "
     "the protocol the entry was run under. An entry missing one is marked incomplete, and each aggregate that "
     "needs a missing cell is left empty: nothing is averaged over the cells that happen to exist.",
     "Default order: complete entries first, by worst-case rate overhead (lower is better), then by mean "
@@ -63,6 +63,22 @@ def cell_key(condition, severity=None, norm=None, eps=None, variant=None, steps=
     return (condition, None if severity is None else int(severity), _none(norm),
             None if eps is None else round(float(eps), 6), _none(variant),
             None if steps is None else int(steps), int(seed))
+
+
+def param_text(severity=None, norm=None, eps=None, variant=None, steps=None, seed=0) -> str:
+    """Parameters for people, e.g. 'L∞ 8/255 · paper · 50 steps' or 'severity 3'."""
+    severity, norm, eps, variant, steps = map(_none, (severity, norm, eps, variant, steps))
+    out = [] if eps is None else [f"L∞ {eps * 255:g}/255" if norm == "linf" else f"{str(norm).upper()} {eps:g}"]
+    out += [] if variant is None else [str(variant)]
+    out += [] if severity is None else [f"severity {severity:g}"]
+    out += [] if steps is None else [f"{steps:g} steps"]
+    out += [f"seed {seed}"] if seed else []
+    return " · ".join(out)
+
+
+def label(cell: Cell) -> str:
+    text = param_text(cell.severity, cell.norm, cell.eps, cell.variant, cell.steps, cell.seed)
+    return cell.condition + (f" [{text}]" if text else "")
 
 
 def headline_key(cell: Cell) -> tuple:
@@ -115,7 +131,7 @@ def summarize(sid: str, summary: pd.DataFrame, images: pd.DataFrame,
         by_head.setdefault(k[:4], []).append(i)
     for cell in REQUIRED:
         if len(by_head.get(headline_key(cell), ())) > 1:
-            raise ErbenchError(f"{len(by_head[headline_key(cell)])} rows match the required cell {cell.label()}; "
+            raise ErbenchError(f"{len(by_head[headline_key(cell)])} rows match the required cell {label(cell)}; "
                                "the aggregation needs exactly one", file=sid)
     present = set(keys)
     missing = [c for c in REQUIRED if headline_key(c) not in by_head]
@@ -155,7 +171,7 @@ def summarize(sid: str, summary: pd.DataFrame, images: pd.DataFrame,
             row[f"corruption_{c}_ci_{side}"] = cis.get(f"corruption_{c}_ci_{side}", nan)
     worst_img = images[(images["condition"] == WORST_RATE) & (images["norm"] == HEADLINE_NORM)
                        & np.isclose(images["eps"].astype(float), HEADLINE_EPS, rtol=0, atol=1e-6)]
-    return Entry(sid, summary, row, sorted(c.label() for c in missing), clean_img["bits_coded"].to_numpy(),
+    return Entry(sid, summary, row, sorted(label(c) for c in missing), clean_img["bits_coded"].to_numpy(),
                  worst_img.sort_values("image_index")["bits_coded"].to_numpy())
 
 

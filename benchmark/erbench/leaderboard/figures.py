@@ -15,6 +15,7 @@ from erbench.leaderboard.aggregate import HEADLINE_EPS, WORST_RATE
 
 PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#9d755d", "#eeca3b", "#bab0ac")
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
+DIVERGING = [[0, "#2166ac"], [0.25, "#92c5de"], [0.5, "#f7f7f7"], [0.75, "#f4a582"], [1, "#b2182b"]]
 BITS_AXIS = "coded bits per image (range coder)"
 
 
@@ -28,7 +29,7 @@ def _layout(x: str, y: str, **kw) -> dict:
             "paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "#ffffff", "hovermode": "closest",
             "xaxis": {"title": {"text": x}, "gridcolor": "#e5e9f0", "zerolinecolor": "#c7ced9"},
             "yaxis": {"title": {"text": y}, "gridcolor": "#e5e9f0", "zerolinecolor": "#c7ced9"},
-            "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"}, **kw}
+            "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"}, "showlegend": True, **kw}
 
 
 def rate_accuracy(rows: list[dict]) -> dict:
@@ -60,7 +61,7 @@ def rate_accuracy(rows: list[dict]) -> dict:
 
 
 def eps_axis(norm: str) -> str:
-    return "eps x 255 (L-inf, pixel levels)" if norm == "linf" else f"eps ({norm}, [0, 1] pixel units)"
+    return "ε × 255 (L∞, pixel levels)" if norm == "linf" else f"ε ({norm.upper()}, [0, 1] pixel units)"
 
 
 def attack_curves(cells: pd.DataFrame, norm: str, metric: str) -> dict:
@@ -83,7 +84,7 @@ def attack_curves(cells: pd.DataFrame, norm: str, metric: str) -> dict:
             trace["error_y"] = {"type": "data", "symmetric": False, "array": _num(g[high] - g[metric]),
                                 "arrayminus": _num(g[metric] - g[low]), "thickness": 1, "width": 3}
         data.append(trace)
-    y = "overhead in coded bits vs clean" if metric == "overhead" else "top-1 accuracy (decoded)"
+    y = "coded-bit overhead vs. clean" if metric == "overhead" else "top-1 accuracy (decoded)"
     layout = _layout(eps_axis(norm), y, height=380)
     layout["yaxis"]["tickformat"] = "+.0%" if metric == "overhead" else ".2f"
     if norm == "linf":
@@ -103,11 +104,13 @@ def corruption_heatmap(cells: pd.DataFrame, metric: str) -> dict:
              "hovertemplate": "%{y}, severity %{x}: %{text}<extra></extra>", "colorbar": {"thickness": 12}}
     if metric == "overhead":
         span = max([abs(v) for line in z for v in line if v is not None] or [1.0])
-        trace.update(colorscale="RdBu", reversescale=True, zmid=0, zmin=-span, zmax=span)
+        trace.update(colorscale=DIVERGING, zmid=0, zmin=-span, zmax=span)
         trace["colorbar"]["tickformat"] = "+.0%"
     else:
         trace.update(colorscale="Viridis", zmin=0, zmax=1)
-    layout = _layout("severity", "", height=620, margin={"l": 130, "r": 16, "t": 16, "b": 50})
+    title = "coded-bit overhead vs. clean" if metric == "overhead" else "top-1 accuracy (decoded)"
+    layout = _layout("severity", "", height=640, margin={"l": 130, "r": 16, "t": 40, "b": 50}, showlegend=False,
+                     title={"text": title, "x": 0.02, "font": {"size": 14}})
     layout["yaxis"].update(autorange="reversed", gridcolor="rgba(0,0,0,0)")
     layout["xaxis"]["gridcolor"] = "rgba(0,0,0,0)"
     return {"data": [trace], "layout": layout}
@@ -126,6 +129,6 @@ def bits_distribution(clean: np.ndarray, worst: np.ndarray) -> dict:
     data = []
     for name, values, color in (("clean", clean, PALETTE[0]), ("worst attack, eps 8/255", worst, PALETTE[3])):
         if len(values):
-            data.append({"type": "histogram", "name": name, "x": _num(values), "opacity": 0.6, "nbinsx": 40,
+            data.append({"type": "histogram", "name": name, "x": _num(values), "opacity": 0.6, "nbinsx": 60, "bingroup": "bits",
                          "marker": {"color": color}, "hovertemplate": "%{x} bits: %{y} images<extra></extra>"})
     return {"data": data, "layout": _layout(BITS_AXIS, "images", barmode="overlay", height=340)}

@@ -20,7 +20,8 @@ import jinja2
 import erbench
 from erbench.errors import ErbenchError
 from erbench.leaderboard import figures
-from erbench.leaderboard.aggregate import HEADLINE_EPS, RULES, WORST, WORST_RATE, Entry, load
+from erbench.leaderboard.aggregate import (HEADLINE_EPS, HEADLINE_NORM, RULES, WORST, WORST_RATE, Entry, label, load,
+                                           param_text)
 from erbench.results import PROVENANCE, SUMMARY
 from erbench.spec import Submission, parse_submission, read_yaml
 
@@ -36,26 +37,27 @@ class Column:
     header: str
     numeric: bool = True
     help: str = ""
+    sub: str = ""
 
 
 COLUMNS = (
     Column("rank", "#", help="default order (see the protocol page)"),
-    Column("id", "Submission", False),
+    Column("id", "Submission", False, "status: complete, incomplete (missing cells), degenerate, quick protocol"),
     Column("dataset", "Track", False, "dataset"),
     Column("architecture", "Architecture", False),
-    Column("entropy_model", "Entropy model", False),
+    Column("entropy_model", "Entropy", False, "entropy model"),
     Column("beta", "β", help="rate weight used in training"),
     Column("defense", "Defense", False),
     Column("clean_accuracy", "Clean acc.", help="top-1 accuracy from the decoded bitstream, 95% CI"),
     Column("clean_bits_coded_mean", "Clean bits", help="mean real coded bits per image, clean"),
     Column("worst_overhead", "Worst rate attack", help="coded-bit overhead of the per-image worst rate attack at "
-           "L∞ ε = 8/255, 95% CI; lower is better"),
-    Column("worst_accuracy_delta", "Δacc. attack", help="accuracy change under that attack"),
+           "L∞ ε = 8/255, 95% CI; lower is better", sub="L∞ 8/255"),
+    Column("worst_accuracy_delta", "Δ acc.", help="accuracy change under that attack", sub="attack"),
     Column("corruption_overhead", "Corruptions", help="mean coded-bit overhead over 19 corruptions × 5 severities, "
-           "95% CI"),
-    Column("corruption_accuracy_delta", "Δacc. corr.", help="mean accuracy change over the same 95 cells"),
+           "95% CI", sub="mean of 95"),
+    Column("corruption_accuracy_delta", "Δ acc.", help="mean accuracy change over the same 95 cells",
+           sub="corruptions"),
     Column("protocol", "Protocol", False),
-    Column("status", "Status", False, "complete, incomplete (missing cells), degenerate or quick"),
 )
 
 
@@ -89,18 +91,16 @@ def ci(low, high, kind: str = "pct") -> str:
     return f"[{f(low)}, {f(high)}]" + ("%" if kind == "pct" else "")
 
 
-def eps_label(eps, norm) -> str:
-    if _missing(eps):
-        return ""
-    return f"{eps * 255:g}/255" if norm == "linf" else f"{eps:g}"
+def params(cell: dict) -> str:
+    return param_text(*(cell[k] for k in ("severity", "norm", "eps", "variant", "steps", "seed")))
 
 
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("erbench.leaderboard", "templates"),
                              autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(pct=pct, delta=delta, num=num, sv=sort_value, eps=eps_label, missing=_missing)
-    env.globals.update(ci=ci, version=erbench.__version__, headline=f"L∞ ε = {HEADLINE_EPS * 255:g}/255")
+    env.filters.update(pct=pct, delta=delta, num=num, sv=sort_value, params=params, missing=_missing)
+    env.globals.update(ci=ci, tone=tone, version=erbench.__version__, headline=f"L∞ ε = {HEADLINE_EPS * 255:g}/255")
     return env
 
 
@@ -114,10 +114,13 @@ def _submissions(root: Path | None) -> dict[str, tuple[Path, Submission]]:
     return found
 
 
-def _status(row: dict) -> str:
-    tags = ["complete" if row["complete"] else f"incomplete ({row['n_missing']} missing)"]
-    tags += ["degenerate"] * row["degenerate"] + ["quick"] * row["protocol_quick"]
-    return ", ".join(tags)
+def tone(tag: str) -> str:
+    return "ok" if tag == "complete" else "bad" if tag == "degenerate" else "warn"
+
+
+def _status(row: dict) -> list[str]:
+    tags = ["complete" if row["complete"] else f"incomplete: {row['n_missing']} missing"]
+    return tags + ["degenerate"] * row["degenerate"] + ["quick protocol"] * row["protocol_quick"]
 
 
 def _provenance(entry: Entry) -> list[tuple[str, str, list[str]]]:
@@ -127,7 +130,8 @@ def _provenance(entry: Entry) -> list[tuple[str, str, list[str]]]:
 
 def _submission_page(env: jinja2.Environment, entry: Entry, meta: tuple[Path, Submission] | None) -> str:
     cells = entry.cells
-    norms = sorted(n for n in cells.loc[cells["kind"].isin(["attack", "aggregate"]), "norm"].dropna().unique())
+    attack_norms = cells.loc[cells["kind"].isin(["attack", "aggregate"]), "norm"].dropna().unique()
+    norms = sorted(attack_norms, key=lambda n: (n != HEADLINE_NORM, n))
     figs = {f"{m}-{n}": figures.attack_curves(cells, n, m) for n in norms for m in ("overhead", "accuracy")}
     if (cells["kind"] == "corruption").any():
         figs.update({f"heat-{m}": figures.corruption_heatmap(cells, m) for m in ("overhead", "accuracy")})
@@ -135,7 +139,7 @@ def _submission_page(env: jinja2.Environment, entry: Entry, meta: tuple[Path, Su
     return env.get_template("submission.html").render(
         root="../", e=entry, row=entry.row, status=_status(entry.row), meta=meta, norms=norms, figs=figs,
         eps_axis=figures.eps_axis, rows=cells.to_dict("records"), provenance=_provenance(entry),
-        worst=WORST.label(), weights=", ".join(sorted(set(cells["weights_sha256"]))))
+        worst=label(WORST), weights=", ".join(sorted(set(cells["weights_sha256"]))))
 
 
 def _protocol_page(env: jinja2.Environment, entries: list[Entry]) -> str:

@@ -29,16 +29,19 @@ class Architecture:
 
 ARCHITECTURES: Registry[Architecture] = Registry("architecture")
 
-ARCHITECTURES.register(
-    "small_cnn_factorized",
-    Architecture("erbench.models.small_cnn:small_cnn_factorized", "factorized",
-                 "3-conv head -> 16x8x8 latent, factorized prior, 2-conv + linear tail (32x32 input)"),
-)
-ARCHITECTURES.register(
-    "small_cnn_hyperprior",
-    Architecture("erbench.models.small_cnn:small_cnn_hyperprior", "hyperprior",
-                 "3-conv head -> 16x8x8 latent, mean-scale hyperprior (z 16x2x2), 2-conv + linear tail"),
-)
+_DIGITS_HEADS = {
+    "small_cnn": "plain 3-conv head",
+    "res_cnn": "residual head (2 residual blocks)",
+    "mobile_cnn": "depthwise-separable (mobile) head",
+}
+_FAMILY_NOTE = {"factorized": "factorized prior", "hyperprior": "mean-scale hyperprior (z 16x2x2)"}
+for _head, _what in _DIGITS_HEADS.items():
+    for _family, _note in _FAMILY_NOTE.items():
+        ARCHITECTURES.register(
+            f"{_head}_{_family}",
+            Architecture(f"erbench.models.digits_cnns:{_head}_{_family}", _family,
+                         f"digits 32x32: {_what} -> 16x8x8 latent, {_note}, 2-conv + linear tail"),
+        )
 ARCHITECTURES.register(
     "resnet50_entropic_student_factorized",
     Architecture("erbench.models.entropic_student:resnet50_entropic_student_factorized", "factorized",

@@ -19,14 +19,14 @@ from erbench.conditions.attacks.grid import direction, project, to_grid
 Objective = Callable[[Tensor], Tensor]
 
 
-def ascend(x0: Tensor, start: Tensor, eps: float, norm: str, steps: int, step: float, objective: Objective,
+def ascend(x0: Tensor, start: Tensor, eps: float, norm: str, schedule: list[float], objective: Objective,
            score: Objective | None = None, best: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor | None]:
-    """Run ``steps`` ascent steps from ``start``. Returns the last iterate (on the 8-bit grid, as
+    """Run one ascent step per entry of ``schedule`` (the step sizes) from ``start``. Returns the last iterate (on the 8-bit grid, as
     grey levels / 255) or, with ``score``, the best grid point and its score (updating ``best``)."""
     x = start.detach()
     if score is not None and best is None:
         best = (x0.clone(), score(x0))
-    for _ in range(steps):
+    for step in schedule:
         x.requires_grad_(True)
         (grad,) = torch.autograd.grad(objective(x).sum(), x)
         x = project(x.detach() + step * direction(grad, norm), x0, eps, norm)

@@ -9,6 +9,7 @@ function drawFigures() {
   for (const div of document.querySelectorAll("[data-fig]")) {
     const spec = figs[div.dataset.fig];
     if (!spec) continue;
+    div.style.height = `${spec.layout.height || 400}px`;
     Plotly.newPlot(div, spec.data, spec.layout, config);
     div.on("plotly_click", (ev) => {
       const url = ev.points[0] && ev.points[0].customdata;
@@ -20,7 +21,7 @@ function drawFigures() {
 function sortKey(row, i, numeric) {
   const td = row.cells[i];
   if (numeric) return td.dataset.v ? parseFloat(td.dataset.v) : null;
-  return td.textContent.trim().toLowerCase() || null;
+  return (td.dataset.v ?? td.textContent).trim().toLowerCase() || null;
 }
 
 function setupBoard() {
