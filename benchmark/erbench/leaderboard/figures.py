@@ -55,7 +55,7 @@ def rate_accuracy(rows: list[dict]) -> dict:
                          "marker": {"color": color, "symbol": symbol, "size": 9, "line": {"width": 1, "color": "#fff"}},
                          "hovertemplate": f"%{{text}}<br>{state}: %{{x:,.0f}} bits, accuracy %{{y:.3f}}<extra></extra>"})
     layout = _layout(BITS_AXIS + ", log scale", "top-1 accuracy (decoded)", height=460)
-    layout["xaxis"]["type"] = "log"
+    layout["xaxis"].update(type="log", dtick="D1", tickformat=",.0f")
     layout["yaxis"]["range"] = [0, 1.02]
     return {"data": data, "layout": layout}
 

@@ -65,7 +65,7 @@ def synthetic_submission(out_dir: Path, sid: str, n_images: int = 32, seed: int 
     strength = rng.uniform(0.2, 2.0)
     cells = [c for c in battery() if not c["condition"].startswith(drop or ("\0",))]
     generated: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
-    summary, per_image = [], []
+    summary, scalars, arrays = [], [], []
     for cell in cells:
         worst = None
         if cell["kind"] == "aggregate":
@@ -77,7 +77,6 @@ def synthetic_submission(out_dir: Path, sid: str, n_images: int = 32, seed: int 
         bits, correct = _per_image(cell, rng, clean_bits, labels, strength, worst)
         generated[(cell["condition"], cell.get("norm"), cell.get("eps"), cell.get("variant"))] = bits, correct
         clean_correct = generated[("clean", None, None, None)][1]
-        pred = np.where(correct, labels, (labels + 1) % 10)
         cols = {**meta, "kind": cell["kind"], "condition": cell["condition"], "seed": 0,
                 **{k: cell.get(k) for k in ("severity", "norm", "eps", "variant", "steps")}, **prov}
         m = cell_metrics(bits, correct, clean_bits, clean_correct)
@@ -85,11 +84,15 @@ def synthetic_submission(out_dir: Path, sid: str, n_images: int = 32, seed: int 
                         "decode_ok_all": True, "prediction_kept_rate": float((correct == clean_correct).mean()),
                         "perturbation_linf_max": cell.get("eps") or 0.0, "perturbation_l2_max": 0.0,
                         "degenerate": False, "degenerate_reason": None})
-        per_image.append(pd.DataFrame({**cols, "image_index": np.arange(n_images), "label": labels, "pred": pred,
-                                       "correct": correct, "prediction_kept": correct == clean_correct,
-                                       "bits_coded": bits, "bits_coded_hyper": 0, "bits_estimated": bits - 50.0,
-                                       "bits_estimated_hyper": 0.0, "decode_ok": True,
-                                       "perturbation_linf": cell.get("eps") or 0.0, "perturbation_l2": 0.0}))
+        scalars.append(cols)
+        arrays.append({"image_index": np.arange(n_images), "label": labels, "correct": correct,
+                       "pred": np.where(correct, labels, (labels + 1) % 10), "prediction_kept": correct == clean_correct,
+                       "bits_coded": bits, "bits_estimated": bits - 50.0,
+                       "perturbation_linf": np.full(n_images, cell.get("eps") or 0.0)})
+    per_image = pd.DataFrame(scalars)
+    per_image = per_image.loc[per_image.index.repeat(n_images)].reset_index(drop=True)
+    per_image = per_image.assign(**{k: np.concatenate([a[k] for a in arrays]) for k in arrays[0]},
+                                 bits_coded_hyper=0, bits_estimated_hyper=0.0, decode_ok=True, perturbation_l2=0.0)
     summary = pd.DataFrame(summary).reindex(columns=[c for c, _, _ in SUMMARY_COLUMNS])
-    per_image = pd.concat(per_image, ignore_index=True).reindex(columns=[c for c, _, _ in PER_IMAGE_COLUMNS])
+    per_image = per_image.reindex(columns=[c for c, _, _ in PER_IMAGE_COLUMNS])
     return write_results(out_dir, sid, summary, per_image)

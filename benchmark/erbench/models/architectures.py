@@ -45,12 +45,12 @@ for _head, _what in _DIGITS_HEADS.items():
 ARCHITECTURES.register(
     "resnet50_entropic_student_factorized",
     Architecture("erbench.models.entropic_student:resnet50_entropic_student_factorized", "factorized",
-                 "Entropic Student ResNet-50 (sc2bench): GDN bottleneck -> 24x55x55 latent at 224x224, "
-                 "factorized prior, ResNet-50 layer2..fc tail"),
+                 "ImageNet 224x224: Entropic Student ResNet-50 (sc2bench), GDN head -> 24x55x55 latent, "
+                 "factorized prior, GDN decoder + ResNet-50 layer2..fc tail"),
 )
 ARCHITECTURES.register(
     "resnet50_entropic_student_hyperprior",
     Architecture("erbench.models.entropic_student:resnet50_entropic_student_hyperprior", "hyperprior",
-                 "Entropic Student ResNet-50 (sc2bench MSHP): 24x55x55 latent at 224x224, mean-scale "
-                 "hyperprior (z 16x14x14), ResNet-50 layer2..fc tail"),
+                 "ImageNet 224x224: Entropic Student ResNet-50 (sc2bench), GDN head -> 24x55x55 latent, "
+                 "mean-scale hyperprior (z 16x14x14), GDN decoder + ResNet-50 layer2..fc tail"),
 )

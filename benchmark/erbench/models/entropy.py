@@ -64,6 +64,13 @@ def _bottleneck_likelihood(eb: EntropyBottleneck, values: Tensor) -> Tensor:
     return lik.reshape(shape).permute(*perm).contiguous()
 
 
+def gaussian_indexes(gaussian: GaussianConditional, scales: Tensor) -> Tensor:
+    """CDF-table index of each scale: what ``GaussianConditional.build_indexes`` computes with a
+    Python loop over the scale table, as one ``searchsorted`` (tests check they agree)."""
+    bounded = gaussian.lower_bound_scale(scales).contiguous()
+    return torch.searchsorted(gaussian.scale_table[:-1].contiguous(), bounded, right=False).int()
+
+
 def _bottleneck_indexes(eb: EntropyBottleneck, like: Tensor) -> Tensor:
     c = like.size(1)
     idx = torch.arange(c, dtype=torch.int32).reshape(1, c, *([1] * (like.dim() - 2)))
@@ -177,7 +184,7 @@ class MeanScaleHyperprior(nn.Module):
         z_hat = z_coding.decode(z_strings, tuple(z.shape[1:]), y.device)
         scales, means = self._params(z_hat)
         symbols = torch.round(y - means)
-        y_strings = y_coder.encode(symbols, self.gaussian.build_indexes(scales))
+        y_strings = y_coder.encode(symbols, gaussian_indexes(self.gaussian, scales))
         return Coded({"y": y_strings, "z": z_strings}, {"y": tuple(y.shape[1:]), "z": tuple(z.shape[1:])})
 
     def decompress(self, coded: Coded) -> Tensor:
@@ -185,5 +192,5 @@ class MeanScaleHyperprior(nn.Module):
         device = self.bottleneck.quantiles.device
         z_hat = z_coding.decode(coded.strings["z"], coded.shapes["z"], device)
         scales, means = self._params(z_hat)
-        symbols = y_coder.decode(coded.strings["y"], self.gaussian.build_indexes(scales))
+        symbols = y_coder.decode(coded.strings["y"], gaussian_indexes(self.gaussian, scales))
         return symbols.to(device).float() + means

@@ -12,6 +12,7 @@ dropped. sc2bench itself is not needed. The checkpoint is read with ``torch.load
 from __future__ import annotations
 
 import argparse
+import pickle
 import re
 import sys
 from pathlib import Path
@@ -41,8 +42,10 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises UnpicklingError, RuntimeError or OSError here
-        raise ErbenchError(f"cannot read the checkpoint with weights_only=True: {exc}", file=path) from None
+    except (pickle.UnpicklingError, RuntimeError, OSError, EOFError) as exc:
+        lines = str(exc).strip().splitlines() or [type(exc).__name__]
+        reason = next((line for line in lines if "Unsupported global" in line), lines[0]).strip()
+        raise ErbenchError(f"cannot read the checkpoint with weights_only=True: {reason}", file=path) from None
     return ckpt.get("model", ckpt)
 
 

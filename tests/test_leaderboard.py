@@ -1,0 +1,205 @@
+"""The leaderboard: aggregation rules (completeness, CIs, order), rendering, determinism, the CLI."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+import yaml
+
+from erbench.conditions import Cell
+from erbench.errors import ErbenchError
+from erbench.leaderboard import figures
+from erbench.leaderboard.aggregate import (CORRUPTION_CELLS, HEADLINE_EPS, WORST_RATE, load, rank_key, summarize)
+from erbench.leaderboard.site import COLUMNS, MARKER, build, render, sort_value
+from erbench.leaderboard.synthetic import synthetic_submission
+from erbench.results import read_results
+
+N_IMAGES = 16
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """Four synthetic submissions: two complete, one without the worst-case rows, one without fog."""
+    root = tmp_path_factory.mktemp("results")
+    synthetic_submission(root, "complete_fp", n_images=N_IMAGES, seed=0)
+    synthetic_submission(root, "complete_hp", n_images=N_IMAGES, seed=1)
+    synthetic_submission(root, "no_worst", n_images=N_IMAGES, seed=2, drop=(WORST_RATE,))
+    synthetic_submission(root, "no_fog", n_images=N_IMAGES, seed=3, drop=("corruption.fog",))
+    return root
+
+
+@pytest.fixture(scope="module")
+def entries(results):
+    return {e.id: e for e in load(results)}
+
+
+def _headline_row(summary: pd.DataFrame) -> pd.Series:
+    hit = summary[(summary["condition"] == WORST_RATE) & np.isclose(summary["eps"], HEADLINE_EPS)]
+    assert len(hit) == 1
+    return hit.iloc[0]
+
+
+def test_complete_entry_reads_its_rows(results, entries):
+    summary, _ = read_results(results / "complete_fp")
+    row = entries["complete_fp"].row
+    clean = summary[summary["condition"] == "clean"].iloc[0]
+    worst = _headline_row(summary)
+    corr = summary[summary["kind"] == "corruption"]
+    assert row["complete"] and row["n_missing"] == 0 and entries["complete_fp"].missing == []
+    assert row["clean_accuracy"] == clean["accuracy"] and row["clean_bits_coded_mean"] == clean["bits_coded_mean"]
+    assert row["worst_overhead"] == worst["overhead"]
+    assert (row["worst_overhead_ci_low"], row["worst_overhead_ci_high"]) == (worst["overhead_ci_low"],
+                                                                            worst["overhead_ci_high"])
+    assert len(corr) == len(CORRUPTION_CELLS) == 95
+    assert row["corruption_overhead"] == pytest.approx(corr["overhead"].mean(), abs=1e-12)
+    assert row["corruption_accuracy_delta"] == pytest.approx(corr["accuracy_delta"].mean(), abs=1e-12)
+    assert row["defense"] == "none"
+    assert len(entries["complete_fp"].clean_bits) == len(entries["complete_fp"].worst_bits) == N_IMAGES
+
+
+def test_missing_worst_case_row_is_incomplete_not_filled(entries):
+    e = entries["no_worst"]
+    assert not e.row["complete"] and e.missing == ["attack.worst_rate [L∞ 8/255]"]
+    assert math.isnan(e.row["worst_overhead"]) and math.isnan(e.row["worst_overhead_ci_low"])
+    assert not math.isnan(e.row["corruption_overhead"])  # independent aggregate still complete
+    assert len(e.worst_bits) == 0
+
+
+def test_missing_corruption_cells_are_never_averaged(entries):
+    e = entries["no_fog"]
+    assert not e.row["complete"] and e.row["n_missing"] == 5
+    assert e.missing == [f"corruption.fog [severity {s}]" for s in range(1, 6)]
+    for key in ("corruption_overhead", "corruption_overhead_ci_low", "corruption_accuracy_delta",
+                "corruption_accuracy_delta_ci_high"):
+        assert math.isnan(e.row[key]), key
+    assert not math.isnan(e.row["worst_overhead"])
+
+
+def test_protocol_cells_are_required_too(results):
+    summary, images = read_results(results / "complete_fp")
+    assert summarize("x", summary, images).row["complete"]
+    extra = Cell("attack.rate_pgd", norm="linf", eps=32 / 255, variant="paper", steps=50)
+    e = summarize("x", summary, images, protocol_cells=(Cell("clean"), extra))
+    assert not e.row["complete"] and e.missing == ["attack.rate_pgd [L∞ 32/255 · paper · 50 steps]"]
+
+
+def test_ambiguous_required_cell_is_an_error(results):
+    summary, images = read_results(results / "complete_fp")
+    twice = pd.concat([summary, summary[summary["condition"] == "clean"].assign(seed=1)], ignore_index=True)
+    with pytest.raises(ErbenchError, match="2 rows match the required cell clean"):
+        summarize("x", twice, images)
+
+
+def test_corruption_ci_is_a_paired_bootstrap_of_the_mean(results, entries):
+    row = entries["complete_hp"].row
+    assert row["corruption_overhead_ci_low"] < row["corruption_overhead"] < row["corruption_overhead_ci_high"]
+    assert row["corruption_accuracy_delta_ci_low"] <= row["corruption_accuracy_delta"] \
+        <= row["corruption_accuracy_delta_ci_high"]
+    # without the per-image rows of one cell the CI cannot be formed: empty, point estimate kept
+    summary, images = read_results(results / "complete_hp")
+    cut = images[~((images["condition"] == "corruption.snow") & (images["severity"] == 3))]
+    e = summarize("x", summary, cut)
+    assert e.row["corruption_overhead"] == row["corruption_overhead"]
+    assert math.isnan(e.row["corruption_overhead_ci_low"]) and math.isnan(e.row["corruption_overhead_ci_high"])
+
+
+def test_defense_column_is_shown_when_present(results):
+    summary, images = read_results(results / "complete_fp")
+    assert summarize("x", summary.assign(defense="jpeg-q75"), images).row["defense"] == "jpeg-q75"
+
+
+def _row(id, complete=True, degenerate=False, worst=0.1, corr=0.1):
+    return {"id": id, "complete": complete, "degenerate": degenerate, "worst_overhead": worst,
+            "corruption_overhead": corr}
+
+
+def test_rank_key_orders_complete_then_incomplete_then_degenerate():
+    rows = [_row("deg", degenerate=True, worst=0.0), _row("inc", complete=False, worst=0.0),
+            _row("b", worst=0.2), _row("a", worst=0.2), _row("nan", worst=float("nan")),
+            _row("best", worst=0.05, corr=0.9), _row("tie", worst=0.05, corr=0.1)]
+    assert [r["id"] for r in sorted(rows, key=rank_key)] == ["tie", "best", "a", "b", "nan", "inc", "deg"]
+
+
+def test_load_returns_default_order(entries):
+    assert list(entries) == sorted(entries, key=lambda i: rank_key(entries[i].row))
+    assert [e for e in entries if not entries[e].row["complete"]] == list(entries)[-2:]
+
+
+def test_sort_values():
+    assert sort_value(float("nan")) == "" and sort_value(None) == ""
+    assert sort_value(0.1) == "0.1" and sort_value(3) == "3.0" and float(sort_value(1e-5)) == 1e-5
+
+
+def test_figures_are_valid_plotly(entries):
+    e = entries["complete_hp"]
+    specs = [figures.rate_accuracy([x.row for x in entries.values()]), figures.bits_distribution(e.clean_bits,
+                                                                                                 e.worst_bits)]
+    specs += [figures.attack_curves(e.cells, n, m) for n in ("linf", "l2") for m in ("overhead", "accuracy")]
+    specs += [figures.corruption_heatmap(e.cells, m) for m in ("overhead", "accuracy")]
+    for spec in specs:
+        go.Figure(spec)  # raises on an invalid property
+    heat = figures.corruption_heatmap(entries["no_fog"].cells, "overhead")["data"][0]
+    assert heat["z"][list(heat["y"]).index("fog")] == [None] * 5
+
+
+def test_index_page_has_one_cell_per_column(entries):
+    html = render(list(entries.values()))["index.html"]
+    body = html.split("<tbody>")[1].split("</tbody>")[0]
+    first = body.split("</tr>")[0]
+    assert first.count("<td") == len(COLUMNS) == html.split("</thead>")[0].count("<th ")
+    assert html.count('<tr class="incomplete') == 2 and "—" in body
+
+
+def test_build_is_byte_identical(results, tmp_path):
+    build(results, tmp_path / "a")
+    build(results, tmp_path / "b")
+    files_a = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    files_b = sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file())
+    assert files_a == files_b
+    for rel in files_a:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+    names = {str(p) for p in files_a}
+    assert {"index.html", "protocol.html", "s/no_fog.html", "static/plotly.min.js", "static/favicon.svg"} <= names
+    assert "cdn" not in (tmp_path / "a" / "index.html").read_text().lower()
+
+
+def test_metadata_is_escaped_and_unsafe_links_dropped(results, tmp_path):
+    subs = tmp_path / "submissions"
+    subs.mkdir()
+    spec = {"id": "complete_fp", "title": "<script>alert(1)</script>", "authors": ["A <b>B</b>"], "license": "MIT",
+            "paper": "javascript:alert(1)", "dataset": "digits", "model": {"architecture": "small_cnn_factorized"},
+            "entropy_model": "factorized", "beta": 0.001, "weights": {"file": "w.safetensors", "sha256": "1" * 64}}
+    (subs / "complete_fp.yaml").write_text(yaml.safe_dump(spec))
+    build(results, tmp_path / "site", subs)
+    page = (tmp_path / "site" / "s" / "complete_fp.html").read_text()
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert 'href="javascript' not in page and "A &lt;b&gt;B&lt;/b&gt;" in page
+    assert "differs from the YAML" in page  # the synthetic weights hash is not the YAML's
+    index = (tmp_path / "site" / "index.html").read_text()
+    assert "&lt;script&gt;" in index and "<script>alert" not in index
+
+
+def test_build_refuses_a_foreign_directory(results, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    with pytest.raises(ErbenchError, match="not a leaderboard build"):
+        build(results, out)
+    assert (out / "notes.txt").read_text() == "keep me"
+    build(results, tmp_path / "site")
+    assert (tmp_path / "site" / MARKER).exists()
+    build(results, tmp_path / "site")  # an earlier build is replaced
+
+
+def test_cli_build(results, tmp_path, run_cli):
+    code, out, err = run_cli("leaderboard", "build", "--results", results, "--out", tmp_path / "site",
+                             "--submissions", tmp_path / "none")
+    assert code == 0, err
+    assert re.search(r"4 submissions \(2 complete\) -> .*index\.html", out)
+    code, _, err = run_cli("leaderboard", "build", "--results", tmp_path / "absent", "--out", tmp_path / "x")
+    assert code == 2 and "results directory not found" in err and len(err.strip().splitlines()) == 1
