@@ -14,7 +14,8 @@ import yaml
 from erbench.conditions import Cell
 from erbench.errors import ErbenchError
 from erbench.leaderboard import figures
-from erbench.leaderboard.aggregate import (CORRUPTION_CELLS, HEADLINE_EPS, WORST_RATE, load, rank_key, summarize)
+from erbench.leaderboard.aggregate import (CORRUPTION_CELLS, HEADLINE_EPS, WORST_RATE, load, rank_key, records,
+                                         summarize)
 from erbench.leaderboard.site import COLUMNS, MARKER, build, render, sort_value
 from erbench.leaderboard.synthetic import synthetic_submission
 from erbench.results import read_results
@@ -82,9 +83,9 @@ def test_missing_corruption_cells_are_never_averaged(entries):
 
 def test_protocol_cells_are_required_too(results):
     summary, images = read_results(results / "complete_fp")
-    assert summarize("x", summary, images).row["complete"]
+    assert summarize("x", records(summary), images).row["complete"]
     extra = Cell("attack.rate_pgd", norm="linf", eps=32 / 255, variant="paper", steps=50)
-    e = summarize("x", summary, images, protocol_cells=(Cell("clean"), extra))
+    e = summarize("x", records(summary), images, protocol_cells=(Cell("clean"), extra))
     assert not e.row["complete"] and e.missing == ["attack.rate_pgd [L∞ 32/255 · paper · 50 steps]"]
 
 
@@ -92,7 +93,7 @@ def test_ambiguous_required_cell_is_an_error(results):
     summary, images = read_results(results / "complete_fp")
     twice = pd.concat([summary, summary[summary["condition"] == "clean"].assign(seed=1)], ignore_index=True)
     with pytest.raises(ErbenchError, match="2 rows match the required cell clean"):
-        summarize("x", twice, images)
+        summarize("x", records(twice), images)
 
 
 def test_corruption_ci_is_a_paired_bootstrap_of_the_mean(results, entries):
@@ -103,14 +104,14 @@ def test_corruption_ci_is_a_paired_bootstrap_of_the_mean(results, entries):
     # without the per-image rows of one cell the CI cannot be formed: empty, point estimate kept
     summary, images = read_results(results / "complete_hp")
     cut = images[~((images["condition"] == "corruption.snow") & (images["severity"] == 3))]
-    e = summarize("x", summary, cut)
+    e = summarize("x", records(summary), cut)
     assert e.row["corruption_overhead"] == row["corruption_overhead"]
     assert math.isnan(e.row["corruption_overhead_ci_low"]) and math.isnan(e.row["corruption_overhead_ci_high"])
 
 
 def test_defense_column_is_shown_when_present(results):
     summary, images = read_results(results / "complete_fp")
-    assert summarize("x", summary.assign(defense="jpeg-q75"), images).row["defense"] == "jpeg-q75"
+    assert summarize("x", records(summary.assign(defense="jpeg-q75")), images).row["defense"] == "jpeg-q75"
 
 
 def _row(id, complete=True, degenerate=False, worst=0.1, corr=0.1):

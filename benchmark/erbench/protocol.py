@@ -13,6 +13,12 @@ from erbench.conditions import CONDITIONS, Cell
 from erbench.conditions.corruptions import CORRUPTIONS, SEVERITIES
 from erbench.registry import Registry
 
+WORST_RATE = "attack.worst_rate"  # the per-image worst case over the rate attacks (an aggregate row)
+LINF_EPS = tuple(k / 255 for k in (2, 4, 8, 16))
+L2_EPS = (0.5, 1.0, 2.0, 4.0)  # about the L2 length of the L-inf grid's sign noise at 3x32x32 (eps * sqrt(3072))
+ATTACK_STEPS = {"paper": 20, "strong": 100, "l2": 100, "ce_pgd": 20, "stealth_rate": 100}
+QUICK_ATTACK_STEPS = {"paper": 5, "strong": 20, "l2": 20, "ce_pgd": 5, "stealth_rate": 20}
+
 
 @dataclass(frozen=True)
 class Protocol:
@@ -39,19 +45,44 @@ class Protocol:
             return self.cells
         return tuple(c for c in self.cells if c.condition == "clean" or any(fnmatchcase(c.condition, p) for p in patterns))
 
+    def worst_case(self) -> dict[tuple[str, float], tuple[Cell, ...]]:
+        """The cells each ``attack.worst_rate`` row needs: every rate attack of the protocol, by (norm, eps)."""
+        groups: dict[tuple[str, float], list[Cell]] = {}
+        for c in self.cells:
+            if getattr(CONDITIONS.get(c.condition), "rate_attack", False):
+                groups.setdefault((c.norm, c.eps), []).append(c)
+        return {k: tuple(v) for k, v in groups.items()}
+
 
 def corruption_cells() -> tuple[Cell, ...]:
     return tuple(Cell(f"corruption.{name}", severity=s) for name in CORRUPTIONS for s in SEVERITIES)
 
 
+def attack_cells(steps: dict[str, int]) -> tuple[Cell, ...]:
+    """Rate PGD (paper, strong, fgsm), CE PGD, sign noise and stealth rate at every L-inf eps; rate PGD
+    (l2) and random L2 noise at every L2 eps."""
+    cells = []
+    for eps in LINF_EPS:
+        cells += [Cell("attack.rate_pgd", norm="linf", eps=eps, variant=v, steps=steps[v]) for v in ("paper", "strong")]
+        cells += [Cell("attack.rate_pgd", norm="linf", eps=eps, variant="fgsm", steps=1),
+                  Cell("attack.stealth_rate", norm="linf", eps=eps, steps=steps["stealth_rate"]),
+                  Cell("attack.ce_pgd", norm="linf", eps=eps, steps=steps["ce_pgd"]),
+                  Cell("attack.noise", norm="linf", eps=eps)]
+    for eps in L2_EPS:
+        cells += [Cell("attack.rate_pgd", norm="l2", eps=eps, variant="l2", steps=steps["l2"]),
+                  Cell("attack.noise", norm="l2", eps=eps)]
+    return tuple(cells)
+
+
 PROTOCOLS: Registry[Protocol] = Registry("protocol")
 PROTOCOLS.register(
     "erbench-v1",
-    Protocol("erbench-v1", "clean + 19 imagecorruptions x severities 1-5", (Cell("clean"), *corruption_cells())),
+    Protocol("erbench-v1", "clean + 19 imagecorruptions x severities 1-5 + 32 attack cells (docs/attacks.md)",
+             (Cell("clean"), *corruption_cells(), *attack_cells(ATTACK_STEPS))),
 )
 PROTOCOLS.register(
     "erbench-v1-quick",
-    Protocol("erbench-v1-quick", "erbench-v1 on the first 64 test images (smoke tests, CI)",
-             (Cell("clean"), *corruption_cells()), quick=True, max_images=64),
+    Protocol("erbench-v1-quick", "erbench-v1 on the first 64 test images with fewer attack iterations (smoke tests, CI)",
+             (Cell("clean"), *corruption_cells(), *attack_cells(QUICK_ATTACK_STEPS)), quick=True, max_images=64),
 )
 DEFAULT_PROTOCOL = "erbench-v1"

@@ -10,6 +10,7 @@ which keeps them from collapsing to a constant latent.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +32,7 @@ class Recipe:
     aux_lr: float = 1e-2
     max_shift: int = 2  # random translation in pixels (augmentation)
     seed: int = 0
-    threads: int = 2  # fixed so that retraining is bit-identical
+    threads: int = 1  # fixed: float reductions then do not depend on the machine, retraining is bit-identical
 
     def beta_at(self, epoch: int) -> float:
         if epoch < self.warmup_epochs:
@@ -48,11 +49,29 @@ def _shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tenso
     return torch.roll(x, shifts=(dy, dx), dims=(2, 3))
 
 
+@contextmanager
+def _deterministic(threads: int):
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(False)
+        torch.set_num_threads(previous)
+
+
 def train(model: SplitModel, images: np.ndarray, labels: np.ndarray, recipe: Recipe, progress: bool = True) -> SplitModel:
     """Train in place on uint8 NHWC images, deterministically on the CPU; returns the model ready to code."""
+    with _deterministic(recipe.threads):
+        _fit(model, images, labels, recipe, progress)
+    model.eval()
+    model.update(converge_quantiles=True)
+    return model
+
+
+def _fit(model: SplitModel, images: np.ndarray, labels: np.ndarray, recipe: Recipe, progress: bool) -> None:
     torch.manual_seed(recipe.seed)
-    torch.set_num_threads(recipe.threads)
-    torch.use_deterministic_algorithms(True)
     gen = torch.Generator().manual_seed(recipe.seed)
     x_all = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
     y_all = torch.from_numpy(labels)
@@ -84,7 +103,3 @@ def train(model: SplitModel, images: np.ndarray, labels: np.ndarray, recipe: Rec
             model.entropy.aux_loss().backward()
             aux_opt.step()
         bar.set_postfix(ce=f"{ce.item():.3f}", bits=f"{bits.item():.0f}", beta=f"{beta:.1e}")
-    model.eval()
-    torch.use_deterministic_algorithms(False)
-    model.update(converge_quantiles=True)
-    return model

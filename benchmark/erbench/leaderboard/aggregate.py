@@ -91,44 +91,51 @@ class Entry:
     """One submission: summary rows in display order, the index row, missing cells, per-image coded bits."""
 
     id: str
-    cells: pd.DataFrame
+    cells: list[dict]  # summary rows as plain values (NaN -> None)
     row: dict
     missing: list[str]
     clean_bits: np.ndarray
     worst_bits: np.ndarray  # per image under the headline worst-case row (empty without per-image rows)
 
 
-def display_order(summary: pd.DataFrame) -> pd.DataFrame:
-    """Clean, worst-case rows, attacks, corruptions; then by condition and parameters."""
-    rank = summary["kind"].map(KIND_ORDER).fillna(len(KIND_ORDER))
-    return (summary.assign(_rank=rank).sort_values(["_rank", *KEY], na_position="first", kind="stable")
-            .drop(columns="_rank").reset_index(drop=True))
+def _order(cell: dict) -> tuple:
+    """Clean, worst-case rows, attacks, corruptions; then by condition and parameters (None first)."""
+    return (KIND_ORDER.get(cell["kind"], len(KIND_ORDER)),
+            *((cell[k] is not None, cell[k] if cell[k] is not None else 0) for k in KEY))
 
 
-def _corruption_ci(images: pd.DataFrame, clean: pd.DataFrame) -> dict:
-    """Paired bootstrap CI of the mean corruption overhead and accuracy delta (NaN without all per-image rows)."""
-    names = {c.condition for c in CORRUPTION_CELLS}
-    corr = images[images["condition"].isin(names) & images["severity"].isin(SEVERITIES)]
-    per = corr.groupby("image_index").agg(bits=("bits_coded", "mean"), correct=("correct", "mean"),
-                                          n=("bits_coded", "size"))
-    if len(clean) == 0 or len(per) != len(clean) or (per["n"] != len(CORRUPTION_CELLS)).any() \
-            or not np.array_equal(per.index.to_numpy(), clean.index.to_numpy()):
+def records(summary: pd.DataFrame) -> list[dict]:
+    """Summary rows as dicts of plain values (NaN -> None) in display order."""
+    return sorted(({k: _none(v) for k, v in r.items()} for r in summary.to_dict("records")), key=_order)
+
+
+def _corruption_ci(images: dict[str, np.ndarray], clean_index: np.ndarray, clean_bits: np.ndarray,
+                   clean_correct: np.ndarray) -> dict:
+    """Paired bootstrap CI of the mean corruption overhead and accuracy delta ({} without all per-image rows)."""
+    n, cells = len(clean_index), len(CORRUPTION_CELLS)
+    mask = np.isin(images["condition"], [c.condition for c in CORRUPTION_CELLS]) & np.isin(images["severity"],
+                                                                                          SEVERITIES)
+    idx = images["image_index"][mask]
+    pos = np.searchsorted(clean_index, idx)
+    if n == 0 or (pos >= n).any() or (clean_index[pos] != idx).any() or (np.bincount(pos, minlength=n) != cells).any():
         return {}
-    m = cell_metrics(per["bits"].to_numpy(), per["correct"].to_numpy(), clean["bits_coded"].to_numpy(),
-                     clean["correct"].to_numpy())
-    return {"corruption_overhead_ci_low": m["overhead_ci_low"], "corruption_overhead_ci_high": m["overhead_ci_high"],
-            "corruption_accuracy_delta_ci_low": m["accuracy_delta_ci_low"],
-            "corruption_accuracy_delta_ci_high": m["accuracy_delta_ci_high"]}
+    bits = np.bincount(pos, weights=images["bits_coded"][mask].astype(np.float64), minlength=n) / cells
+    correct = np.bincount(pos, weights=images["correct"][mask].astype(np.float64), minlength=n) / cells
+    m = cell_metrics(bits, correct, clean_bits, clean_correct)
+    return {f"corruption_{k}": m[k] for k in ("overhead_ci_low", "overhead_ci_high", "accuracy_delta_ci_low",
+                                              "accuracy_delta_ci_high")}
 
 
-def summarize(sid: str, summary: pd.DataFrame, images: pd.DataFrame,
-              protocol_cells: tuple[Cell, ...] | None = None) -> Entry:
-    """The index row of one submission; ``protocol_cells`` are required too (None: protocol unknown here)."""
-    summary = display_order(summary)
-    keys = [cell_key(*r) for r in summary[KEY].itertuples(index=False, name=None)]
-    by_head: dict[tuple, list[int]] = {}
-    for i, k in enumerate(keys):
-        by_head.setdefault(k[:4], []).append(i)
+def summarize(sid: str, cells: list[dict], images, protocol_cells: tuple[Cell, ...] | None = None) -> Entry:
+    """The index row of one submission from its ``records`` and per-image columns (a DataFrame or dict of arrays).
+
+    ``protocol_cells`` are required too (None: the protocol is unknown to this erbench).
+    """
+    images = {k: np.asarray(images[k]) for k in IMAGE_COLUMNS}
+    keys = [cell_key(*(c[k] for k in KEY)) for c in cells]
+    by_head: dict[tuple, list[dict]] = {}
+    for key, c in zip(keys, cells):
+        by_head.setdefault(key[:4], []).append(c)
     for cell in REQUIRED:
         if len(by_head.get(headline_key(cell), ())) > 1:
             raise ErbenchError(f"{len(by_head[headline_key(cell)])} rows match the required cell {label(cell)}; "
@@ -137,42 +144,42 @@ def summarize(sid: str, summary: pd.DataFrame, images: pd.DataFrame,
     missing = [c for c in REQUIRED if headline_key(c) not in by_head]
     missing += [c for c in protocol_cells or () if cell_key(*(getattr(c, f) for f in KEY)) not in present
                 and c not in missing]
-
-    def row_of(cell: Cell) -> pd.Series | None:
-        hit = by_head.get(headline_key(cell))
-        return summary.iloc[hit[0]] if hit else None
-
-    first = summary.iloc[0]
+    first, nan = cells[0], float("nan")
     row = {"id": sid, "dataset": first["dataset"], "architecture": first["architecture"],
            "entropy_model": first["entropy_model"], "beta": float(first["beta"]),
-           "defense": _none(first.get("defense")) or "none", "protocol": first["protocol"],
+           "defense": first.get("defense") or "none", "protocol": first["protocol"],
            "protocol_quick": bool(first["protocol_quick"]),
            "protocol_registered": protocol_cells is not None, "complete": not missing, "n_missing": len(missing),
-           "degenerate": bool(summary["degenerate"].any()),
-           "degenerate_reason": next((r for r in summary["degenerate_reason"] if _none(r)), None),
-           "decode_ok": bool(summary["decode_ok_all"].all())}
-    clean, worst = row_of(CLEAN), row_of(WORST)
-    nan = float("nan")
-    for prefix, src, cols in (("clean_", clean, ("n_images", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
-                                                  "bits_coded_mean")),
-                              ("worst_", worst, ("accuracy", "accuracy_delta", "accuracy_delta_ci_low",
+           "degenerate": any(c["degenerate"] for c in cells),
+           "degenerate_reason": next((c["degenerate_reason"] for c in cells if c["degenerate_reason"]), None),
+           "decode_ok": all(c["decode_ok_all"] for c in cells)}
+    for prefix, cell, cols in (("clean_", CLEAN, ("n_images", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
+                                                   "bits_coded_mean")),
+                               ("worst_", WORST, ("accuracy", "accuracy_delta", "accuracy_delta_ci_low",
                                                   "accuracy_delta_ci_high", "bits_coded_mean", "overhead",
                                                   "overhead_ci_low", "overhead_ci_high"))):
-        row.update({prefix + c: nan if src is None else float(src[c]) for c in cols})
-    corr_rows = [row_of(c) for c in CORRUPTION_CELLS]
-    complete_corr = all(r is not None for r in corr_rows)
-    row["corruption_overhead"] = float(np.mean([r["overhead"] for r in corr_rows])) if complete_corr else nan
-    row["corruption_accuracy_delta"] = float(np.mean([r["accuracy_delta"] for r in corr_rows])) if complete_corr else nan
+        src = by_head.get(headline_key(cell), [{}])[0]
+        row.update({prefix + c: nan if src.get(c) is None else float(src[c]) for c in cols})
+    corr = [by_head[headline_key(c)][0] for c in CORRUPTION_CELLS if headline_key(c) in by_head]
+    complete_corr = len(corr) == len(CORRUPTION_CELLS)
+    for col in ("overhead", "accuracy_delta"):
+        row[f"corruption_{col}"] = float(np.mean([c[col] for c in corr])) if complete_corr else nan
 
-    clean_img = images[images["condition"] == "clean"].set_index("image_index").sort_index()
-    cis = _corruption_ci(images, clean_img) if complete_corr else {}
-    for c in ("overhead", "accuracy_delta"):
+    clean = _select(images, images["condition"] == "clean")
+    clean_bits = clean["bits_coded"]
+    cis = _corruption_ci(images, clean["image_index"], clean_bits, clean["correct"]) if complete_corr else {}
+    for col in ("overhead", "accuracy_delta"):
         for side in ("low", "high"):
-            row[f"corruption_{c}_ci_{side}"] = cis.get(f"corruption_{c}_ci_{side}", nan)
-    worst_img = images[(images["condition"] == WORST_RATE) & (images["norm"] == HEADLINE_NORM)
-                       & np.isclose(images["eps"].astype(float), HEADLINE_EPS, rtol=0, atol=1e-6)]
-    return Entry(sid, summary, row, sorted(label(c) for c in missing), clean_img["bits_coded"].to_numpy(),
-                 worst_img.sort_values("image_index")["bits_coded"].to_numpy())
+            row[f"corruption_{col}_ci_{side}"] = cis.get(f"corruption_{col}_ci_{side}", nan)
+    worst = _select(images, (images["condition"] == WORST_RATE) & (images["norm"] == HEADLINE_NORM)
+                    & np.isclose(images["eps"].astype(float), HEADLINE_EPS, rtol=0, atol=1e-6))
+    return Entry(sid, cells, row, sorted(label(c) for c in missing), clean_bits, worst["bits_coded"])
+
+
+def _select(images: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
+    """Rows of ``mask``, ordered by image index."""
+    order = np.argsort(images["image_index"][mask], kind="stable")
+    return {k: v[mask][order] for k, v in images.items()}
 
 
 def _nan_last(x: float) -> tuple:
@@ -185,20 +192,23 @@ def rank_key(row: dict) -> tuple:
     return (group, *_nan_last(row["worst_overhead"]), *_nan_last(row["corruption_overhead"]), row["id"])
 
 
-def _read(d: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _read(d: Path) -> tuple[list[dict], dict[str, np.ndarray]]:
     for name in (SUMMARY_FILE, PER_IMAGE_FILE):
         if not (d / name).is_file():
             raise ErbenchError(f"{name} is missing", file=d)
-    summary = pq.read_table(d / SUMMARY_FILE).to_pandas()
+    cells = sorted(({k: v if v == v else None for k, v in r.items()}  # NaN -> None
+                    for r in pq.read_table(d / SUMMARY_FILE).to_pylist()), key=_order)
     images = pq.read_table(d / PER_IMAGE_FILE, columns=IMAGE_COLUMNS,
                            filters=[[("kind", "in", ["clean", "corruption"])], [("condition", "=", WORST_RATE)]])
-    ids, protocols = set(summary["submission_id"]), set(summary["protocol"])
+    if not cells:
+        raise ErbenchError("no rows", file=d / SUMMARY_FILE)
+    ids, protocols = {c["submission_id"] for c in cells}, {c["protocol"] for c in cells}
     if ids != {d.name}:
         raise ErbenchError(f"rows name submission(s) {sorted(ids)}, expected only '{d.name}'", file=d / SUMMARY_FILE)
     if len(protocols) != 1:
         raise ErbenchError(f"rows of several protocols {sorted(protocols)}: one directory holds one run",
                            file=d / SUMMARY_FILE)
-    return summary, images.to_pandas()
+    return cells, {k: images.column(k).to_numpy(zero_copy_only=False) for k in IMAGE_COLUMNS}
 
 
 def load(results_dir: Path) -> list[Entry]:
@@ -209,8 +219,7 @@ def load(results_dir: Path) -> list[Entry]:
         raise ErbenchError("results directory not found", file=results_dir)
     entries = []
     for d in sorted(p for p in results_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        summary, images = _read(d)
-        protocol = summary["protocol"].iloc[0]
-        cells = PROTOCOLS.get(protocol).cells if protocol in PROTOCOLS else None
-        entries.append(summarize(d.name, summary, images, cells))
+        cells, images = _read(d)
+        protocol = PROTOCOLS.get(cells[0]["protocol"]) if cells[0]["protocol"] in PROTOCOLS else None
+        entries.append(summarize(d.name, cells, images, protocol.cells if protocol else None))
     return sorted(entries, key=lambda e: rank_key(e.row))

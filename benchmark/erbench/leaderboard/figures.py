@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 
 from erbench.conditions.corruptions import CORRUPTIONS, SEVERITIES
 from erbench.leaderboard.aggregate import HEADLINE_EPS, WORST_RATE
@@ -64,28 +63,31 @@ def eps_axis(norm: str) -> str:
     return "ε × 255 (L∞, pixel levels)" if norm == "linf" else f"ε ({norm.upper()}, [0, 1] pixel units)"
 
 
-def attack_curves(cells: pd.DataFrame, norm: str, metric: str) -> dict:
+def attack_curves(cells: list[dict], norm: str, metric: str) -> dict:
     """``metric`` (overhead or accuracy) vs eps, one line per attack condition and variant under ``norm``."""
-    rows = cells[cells["kind"].isin(["attack", "aggregate"]) & (cells["norm"] == norm)]
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for c in cells:
+        if c["kind"] in ("attack", "aggregate") and c["norm"] == norm and c["eps"] is not None:
+            groups.setdefault((c["condition"], c["variant"] or ""), []).append(c)
     scale = 255 if norm == "linf" else 1
     data = []
-    groups = rows.groupby([rows["condition"], rows["variant"].fillna("")], sort=True)
-    for i, ((condition, variant), g) in enumerate(groups):
-        g = g.sort_values("eps")
+    for i, (condition, variant) in enumerate(sorted(groups)):
+        g = sorted(groups[(condition, variant)], key=lambda c: c["eps"])
         worst = condition == WORST_RATE
         name = condition.removeprefix("attack.") + (f" ({variant})" if variant else "")
-        trace = {"type": "scatter", "mode": "lines+markers", "name": name, "x": _num(g["eps"] * scale),
-                 "y": _num(g[metric]), "line": {"width": 3 if worst else 2, "dash": "dash" if worst else "solid",
-                                                "color": "#1f2933" if worst else PALETTE[i % len(PALETTE)]},
+        y = [c[metric] for c in g]
+        trace = {"type": "scatter", "mode": "lines+markers", "name": name, "x": [c["eps"] * scale for c in g],
+                 "y": _num(y), "line": {"width": 3 if worst else 2, "dash": "dash" if worst else "solid",
+                                        "color": "#1f2933" if worst else PALETTE[i % len(PALETTE)]},
                  "hovertemplate": f"{name}<br>eps %{{x:g}}: %{{y:{'+.1%' if metric == 'overhead' else '.3f'}}}"
                                   "<extra></extra>"}
-        low, high = f"{metric}_ci_low", f"{metric}_ci_high"
-        if low in g:
-            trace["error_y"] = {"type": "data", "symmetric": False, "array": _num(g[high] - g[metric]),
-                                "arrayminus": _num(g[metric] - g[low]), "thickness": 1, "width": 3}
+        low, high = [c.get(f"{metric}_ci_low") for c in g], [c.get(f"{metric}_ci_high") for c in g]
+        if all(v is not None for v in low + high + y):
+            trace["error_y"] = {"type": "data", "symmetric": False, "array": [h - v for h, v in zip(high, y)],
+                                "arrayminus": [v - lo for v, lo in zip(y, low)], "thickness": 1, "width": 3}
         data.append(trace)
-    y = "coded-bit overhead vs. clean" if metric == "overhead" else "top-1 accuracy (decoded)"
-    layout = _layout(eps_axis(norm), y, height=380)
+    layout = _layout(eps_axis(norm), "coded-bit overhead vs. clean" if metric == "overhead"
+                     else "top-1 accuracy (decoded)", height=380)
     layout["yaxis"]["tickformat"] = "+.0%" if metric == "overhead" else ".2f"
     if norm == "linf":
         layout["shapes"] = [{"type": "line", "x0": HEADLINE_EPS * 255, "x1": HEADLINE_EPS * 255, "y0": 0, "y1": 1,
@@ -93,10 +95,10 @@ def attack_curves(cells: pd.DataFrame, norm: str, metric: str) -> dict:
     return {"data": data, "layout": layout}
 
 
-def corruption_heatmap(cells: pd.DataFrame, metric: str) -> dict:
+def corruption_heatmap(cells: list[dict], metric: str) -> dict:
     """19 corruptions x 5 severities of ``metric`` (overhead or accuracy); missing cells stay blank."""
-    rows = cells[cells["kind"] == "corruption"].set_index(["condition", "severity"])[metric]
-    z = [[_value(rows, f"corruption.{c}", s) for s in SEVERITIES] for c in CORRUPTIONS]
+    values = {(c["condition"], c["severity"]): c[metric] for c in cells if c["kind"] == "corruption"}
+    z = [[values.get((f"corruption.{name}", s)) for s in SEVERITIES] for name in CORRUPTIONS]
     fmt = "{:+.0%}" if metric == "overhead" else "{:.2f}"
     text = [["" if v is None else fmt.format(v) for v in line] for line in z]
     trace = {"type": "heatmap", "z": z, "text": text, "texttemplate": "%{text}", "x": [str(s) for s in SEVERITIES],
@@ -114,14 +116,6 @@ def corruption_heatmap(cells: pd.DataFrame, metric: str) -> dict:
     layout["yaxis"].update(autorange="reversed", gridcolor="rgba(0,0,0,0)")
     layout["xaxis"]["gridcolor"] = "rgba(0,0,0,0)"
     return {"data": [trace], "layout": layout}
-
-
-def _value(series: pd.Series, condition: str, severity: int):
-    try:
-        v = float(series.loc[(condition, float(severity))])
-    except KeyError:
-        return None
-    return None if math.isnan(v) else v
 
 
 def bits_distribution(clean: np.ndarray, worst: np.ndarray) -> dict:

@@ -124,22 +124,21 @@ def _status(row: dict) -> list[str]:
 
 
 def _provenance(entry: Entry) -> list[tuple[str, str, list[str]]]:
-    cols = [(n, d) for n, _, d in PROVENANCE if n in entry.cells]
-    return [(n, d, sorted({str(v) for v in entry.cells[n]})) for n, d in cols]
+    return [(n, d, sorted({str(c[n]) for c in entry.cells})) for n, _, d in PROVENANCE if n in entry.cells[0]]
 
 
 def _submission_page(env: jinja2.Environment, entry: Entry, meta: tuple[Path, Submission] | None) -> str:
     cells = entry.cells
-    attack_norms = cells.loc[cells["kind"].isin(["attack", "aggregate"]), "norm"].dropna().unique()
+    attack_norms = {c["norm"] for c in cells if c["kind"] in ("attack", "aggregate") and c["norm"]}
     norms = sorted(attack_norms, key=lambda n: (n != HEADLINE_NORM, n))
     figs = {f"{m}-{n}": figures.attack_curves(cells, n, m) for n in norms for m in ("overhead", "accuracy")}
-    if (cells["kind"] == "corruption").any():
+    if any(c["kind"] == "corruption" for c in cells):
         figs.update({f"heat-{m}": figures.corruption_heatmap(cells, m) for m in ("overhead", "accuracy")})
     figs["bits"] = figures.bits_distribution(entry.clean_bits, entry.worst_bits)
     return env.get_template("submission.html").render(
         root="../", e=entry, row=entry.row, status=_status(entry.row), meta=meta, norms=norms, figs=figs,
-        eps_axis=figures.eps_axis, rows=cells.to_dict("records"), provenance=_provenance(entry),
-        worst=label(WORST), weights=", ".join(sorted(set(cells["weights_sha256"]))))
+        eps_axis=figures.eps_axis, rows=cells, provenance=_provenance(entry),
+        worst=label(WORST), weights=", ".join(sorted({c["weights_sha256"] for c in cells})))
 
 
 def _protocol_page(env: jinja2.Environment, entries: list[Entry]) -> str:
@@ -150,8 +149,8 @@ def _protocol_page(env: jinja2.Environment, entries: list[Entry]) -> str:
     used = {e.row["protocol"] for e in entries}
     conditions = {name: (c.kind, c.summary) for name, c in CONDITIONS.items()}
     for e in entries:
-        for name, kind in zip(e.cells["condition"], e.cells["kind"]):
-            conditions.setdefault(name, (kind, "not registered in this erbench version"))
+        for c in e.cells:
+            conditions.setdefault(c["condition"], (c["kind"], "not registered in this erbench version"))
     if WORST_RATE not in CONDITIONS:
         conditions[WORST_RATE] = ("aggregate", "per image, the worst of all rate attacks at one eps (from the run)")
     protocols = [(name, p, _grid(p.cells), name in used) for name, p in PROTOCOLS.items()]
