@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # A real browser for tests/test_leaderboard_browser.py: Debian's chromium (+ driver) and the
 # playwright Python package, which drives /usr/bin/chromium. Never `playwright install`: it
-# downloads a browser build of its own. Idempotent; PYTHON defaults to the venv or python3.
+# downloads a browser build of its own. Idempotent; PYTHON defaults to the active `python`.
 set -euo pipefail
-PYTHON="${PYTHON:-$(command -v /work/venv/bin/python || command -v python3)}"
+PYTHON="${PYTHON:-$(command -v python || command -v python3)}"
 
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   export DEBIAN_FRONTEND=noninteractive

@@ -40,7 +40,8 @@ def entries(results):
 
 
 def _headline_row(summary: pd.DataFrame) -> pd.Series:
-    hit = summary[(summary["condition"] == WORST_RATE) & np.isclose(summary["eps"], HEADLINE_EPS)]
+    hit = summary[(summary["condition"] == WORST_RATE) & (summary["norm"] == "linf")
+                  & np.isclose(summary["eps"], HEADLINE_EPS)]
     assert len(hit) == 1
     return hit.iloc[0]
 
@@ -204,3 +205,21 @@ def test_cli_build(results, tmp_path, run_cli):
     assert re.search(r"4 submissions \(2 complete\) -> .*index\.html", out)
     code, _, err = run_cli("leaderboard", "build", "--results", tmp_path / "absent", "--out", tmp_path / "x")
     assert code == 2 and "results directory not found" in err and len(err.strip().splitlines()) == 1
+
+
+def test_empty_results_still_build(tmp_path):
+    (tmp_path / "results").mkdir()
+    assert build(tmp_path / "results", tmp_path / "site") == []
+    assert "No results yet" in (tmp_path / "site" / "index.html").read_text()
+    assert (tmp_path / "site" / "protocol.html").exists()
+
+
+def test_degenerate_and_quick_entries_are_labelled(results):
+    summary, images = read_results(results / "complete_hp")
+    flagged = summary.assign(degenerate=True, degenerate_reason="near-chance clean accuracy 0.100",
+                             protocol_quick=True)
+    e = summarize("x", records(flagged), images)
+    html = render([e])["index.html"]
+    assert e.row["degenerate"] and e.row["degenerate_reason"].startswith("near-chance")
+    assert "degenerate</span>" in html and "quick protocol</span>" in html
+    assert "must not be read as robustness" in render([e])["s/x.html"]

@@ -2,7 +2,9 @@
 
 Published protocols are immutable: changing a condition or a metric means a new version; results
 rows name the protocol they were run under. A ``quick`` protocol (fewer iterations and images) is
-for smoke tests and CI and is labelled as such in every result row.
+for smoke tests and CI and is labelled as such in every result row. A submission that declares
+a defense also runs the protocol's ``defended_cells``: adaptive attacks that see the defense
+(docs/defense.md); every other cell's perturbation is computed against the undefended model.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ WORST_RATE = "attack.worst_rate"  # the per-image worst case over the rate attac
 LINF_EPS = tuple(k / 255 for k in (2, 4, 8, 16))
 L2_EPS = (0.5, 1.0, 2.0, 4.0)  # about the L2 length of the L-inf grid's sign noise at 3x32x32 (eps * sqrt(3072))
 ATTACK_STEPS = {"paper": 20, "strong": 100, "l2": 100, "ce_pgd": 20, "stealth_rate": 100}
-QUICK_ATTACK_STEPS = {"paper": 5, "strong": 20, "l2": 20, "ce_pgd": 5, "stealth_rate": 20}
+QUICK_ATTACK_STEPS = {"paper": 5, "strong": 10, "l2": 10, "ce_pgd": 5, "stealth_rate": 10}
+ADAPTIVE_EPS = 8 / 255
+ADAPTIVE_STEPS, QUICK_ADAPTIVE_STEPS = 50, 10
 
 
 @dataclass(frozen=True)
@@ -27,28 +31,35 @@ class Protocol:
     cells: tuple[Cell, ...]
     quick: bool = False
     max_images: int | None = None  # quick protocols evaluate only the first N test images
+    # adaptive attacks (docs/defense.md): run in addition, only for submissions that declare a defense
+    defended_cells: tuple[Cell, ...] = ()
 
     def __post_init__(self):
-        for cell in self.cells:
+        for cell in self.cells + self.defended_cells:
             if cell.condition not in CONDITIONS:
                 raise ValueError(f"protocol {self.name}: condition '{cell.condition}' is not registered")
         if self.cells[0] != Cell("clean"):
             raise ValueError(f"protocol {self.name}: the first cell must be 'clean' (the reference)")
-        if len(set(self.cells)) != len(self.cells):
+        if len(set(self.cells + self.defended_cells)) != len(self.cells + self.defended_cells):
             raise ValueError(f"protocol {self.name}: duplicate cells")
 
-    def select(self, patterns: tuple[str, ...]) -> tuple[Cell, ...]:
+    def cells_for(self, defended: bool) -> tuple[Cell, ...]:
+        """Every cell a submission runs: the adaptive ones too when it declares a defense."""
+        return self.cells + self.defended_cells if defended else self.cells
+
+    def select(self, patterns: tuple[str, ...], defended: bool = False) -> tuple[Cell, ...]:
         """Cells whose condition id matches any glob pattern; 'clean' is always kept (the reference)."""
         from fnmatch import fnmatchcase
 
+        cells = self.cells_for(defended)
         if not patterns:
-            return self.cells
-        return tuple(c for c in self.cells if c.condition == "clean" or any(fnmatchcase(c.condition, p) for p in patterns))
+            return cells
+        return tuple(c for c in cells if c.condition == "clean" or any(fnmatchcase(c.condition, p) for p in patterns))
 
-    def worst_case(self) -> dict[tuple[str, float], tuple[Cell, ...]]:
+    def worst_case(self, defended: bool = False) -> dict[tuple[str, float], tuple[Cell, ...]]:
         """The cells each ``attack.worst_rate`` row needs: every rate attack of the protocol, by (norm, eps)."""
         groups: dict[tuple[str, float], list[Cell]] = {}
-        for c in self.cells:
+        for c in self.cells_for(defended):
             if getattr(CONDITIONS.get(c.condition), "rate_attack", False):
                 groups.setdefault((c.norm, c.eps), []).append(c)
         return {k: tuple(v) for k, v in groups.items()}
@@ -74,15 +85,27 @@ def attack_cells(steps: dict[str, int]) -> tuple[Cell, ...]:
     return tuple(cells)
 
 
+def adaptive_cells(steps: int) -> tuple[Cell, ...]:
+    """Adaptive attacks on a defended submission, at L-inf 8/255: BPDA (unrolled, identity), low-DCT
+    (the lowest quarter of frequencies per axis) and likelihood-weighted (docs/defense.md)."""
+    eps = ADAPTIVE_EPS
+    return (Cell("attack.bpda_rate", norm="linf", eps=eps, variant="unrolled", steps=steps),
+            Cell("attack.bpda_rate", norm="linf", eps=eps, variant="identity", steps=steps),
+            Cell("attack.dct_rate", norm="linf", eps=eps, variant="quarter", steps=steps),
+            Cell("attack.likelihood_weighted_rate", norm="linf", eps=eps, steps=steps))
+
+
 PROTOCOLS: Registry[Protocol] = Registry("protocol")
 PROTOCOLS.register(
     "erbench-v1",
     Protocol("erbench-v1", "clean + 19 imagecorruptions x severities 1-5 + 32 attack cells (docs/attacks.md)",
-             (Cell("clean"), *corruption_cells(), *attack_cells(ATTACK_STEPS))),
+             (Cell("clean"), *corruption_cells(), *attack_cells(ATTACK_STEPS)),
+             defended_cells=adaptive_cells(ADAPTIVE_STEPS)),
 )
 PROTOCOLS.register(
     "erbench-v1-quick",
     Protocol("erbench-v1-quick", "erbench-v1 on the first 64 test images with fewer attack iterations (smoke tests, CI)",
-             (Cell("clean"), *corruption_cells(), *attack_cells(QUICK_ATTACK_STEPS)), quick=True, max_images=64),
+             (Cell("clean"), *corruption_cells(), *attack_cells(QUICK_ATTACK_STEPS)), quick=True, max_images=64,
+             defended_cells=adaptive_cells(QUICK_ADAPTIVE_STEPS)),
 )
 DEFAULT_PROTOCOL = "erbench-v1"

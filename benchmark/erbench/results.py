@@ -43,10 +43,13 @@ SUBMISSION = [
     ("architecture", _STR, "registered architecture"),
     ("entropy_model", _STR, "factorized | hyperprior"),
     ("beta", _F64, "rate weight the model was trained with"),
+    ("defense", _STR, "input defense run before encoding: 'none', or its name and every parameter, e.g. "
+                      "likelihood_tv(weight=0.05,iterations=100,step=0.25,object_weight=0.1) (docs/defense.md)"),
 ]
 CELL = [
-    ("condition", _STR, "canonical condition id: clean, corruption.<name>, attack.<name>"),
-    ("kind", _STR, "clean | corruption | attack"),
+    ("condition", _STR, "canonical condition id: clean, corruption.<name>, attack.<name>, or the aggregate "
+                        "attack.worst_rate (per image, the rate attack with the most coded bits at that norm and eps)"),
+    ("kind", _STR, "clean | corruption | attack | aggregate"),
     ("severity", _I64, "corruption severity 1-5 (null otherwise)"),
     ("norm", _STR, "perturbation norm: linf | l2 (null otherwise)"),
     ("eps", _F64, "perturbation budget in [0, 1] pixel units (8/255 = 0.0314 for L-inf 8)"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from erbench.data.manifest import manifest_sha256
 from erbench.errors import ErbenchError
 from erbench.metrics import cell_metrics, degeneracy
 from erbench.models.loader import load_model
-from erbench.protocol import DEFAULT_PROTOCOL, PROTOCOLS
+from erbench.protocol import DEFAULT_PROTOCOL, PROTOCOLS, WORST_RATE
 from erbench.results import provenance, write_results
 from erbench.spec import load_submission
 
@@ -37,7 +38,9 @@ def _perturbation(images: np.ndarray, clean: np.ndarray) -> tuple[np.ndarray, np
 
 def _run_cell(cell: Cell, ctx: Context) -> pd.DataFrame:
     condition = CONDITIONS.get(cell.condition)
-    generated = condition.generate(cell, ctx)
+    # only adaptive attacks see the submission's defense; it always runs when the images are coded
+    with nullcontext() if getattr(condition, "adaptive", False) else ctx.model.without_defense():
+        generated = condition.generate(cell, ctx)
     m = measure(ctx.model, generated.images, ctx.device, ctx.batch_size)
     bad = int((~m.pop("finite")).sum())
     if bad:
@@ -48,6 +51,24 @@ def _run_cell(cell: Cell, ctx: Context) -> pd.DataFrame:
                           **generated.extra})
     frame["correct"] = frame["pred"] == frame["label"]
     return frame
+
+
+def _worst_case(per_image: pd.DataFrame, cells: list[Cell], groups: dict) -> tuple[list[Cell], list[pd.DataFrame]]:
+    """``attack.worst_rate`` rows (kind 'aggregate'), one per (norm, eps) whose rate-attack cells all ran:
+    per image, the row of the cell with the most coded bits (the first such cell on ties)."""
+    ran = {cell: i for i, cell in enumerate(cells)}
+    out_cells, frames = [], []
+    for (norm, eps), need in groups.items():
+        if not all(c in ran for c in need):
+            continue
+        rows = per_image[per_image["_cell"].isin([ran[c] for c in need])]
+        rows = rows.sort_values(["image_index", "bits_coded", "_cell"], ascending=[True, False, True], kind="stable")
+        worst = Cell(WORST_RATE, norm=norm, eps=eps)
+        frame = rows.drop_duplicates("image_index").assign(**asdict(worst), kind="aggregate",
+                                                           _cell=len(cells) + len(out_cells))
+        out_cells.append(worst)
+        frames.append(frame)
+    return out_cells, frames
 
 
 def _summarize(per_image: pd.DataFrame, cells: list[Cell], num_classes: int, n_streams: int) -> pd.DataFrame:
@@ -93,7 +114,8 @@ def evaluate(
     spec_path = Path(spec_path)
     sub = load_submission(spec_path)
     proto = PROTOCOLS.get(protocol, field="--protocol")
-    cells = list(proto.select(conditions))
+    defended = sub.defense is not None
+    cells = list(proto.select(conditions, defended))
     if conditions and len(cells) == 1:
         raise ErbenchError(f"condition filter {' '.join(conditions)!r} matches no condition of {proto.name}",
                            field="--conditions")
@@ -112,11 +134,15 @@ def evaluate(
     per_image = pd.concat(frames, ignore_index=True)
     clean_pred = per_image.loc[per_image["condition"] == "clean"].set_index("image_index")["pred"]
     per_image["prediction_kept"] = per_image["pred"].to_numpy() == clean_pred.loc[per_image["image_index"]].to_numpy()
+    worst_cells, worst_frames = _worst_case(per_image, cells, proto.worst_case(defended))
+    cells += worst_cells
+    per_image = pd.concat([per_image, *worst_frames], ignore_index=True)
 
     summary = _summarize(per_image, cells, data.manifest.num_classes, len(model.entropy.latents))
     per_image = per_image.drop(columns="_cell")
     meta = {"submission_id": sub.id, "dataset": sub.dataset, "architecture": sub.model.architecture,
-            "entropy_model": sub.entropy_model, "beta": sub.beta}
+            "entropy_model": sub.entropy_model, "beta": sub.beta,
+            "defense": sub.defense.label() if defended else "none"}
     prov = provenance(protocol=proto.name, quick=proto.quick, weights_sha256=sub.weights.sha256,
                       manifest_sha256=manifest_sha256(sub.dataset), dataset_sha256=data.sha256, device=device)
     for frame in (summary, per_image):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from erbench.defense import DefenseSpec
 from erbench.errors import ErbenchError, did_you_mean
 
 FAMILIES = ("factorized", "hyperprior")
@@ -47,6 +48,7 @@ class Submission(_Strict):
     beta: float = Field(ge=0, description="rate weight the model was trained with (loss = CE + beta * bits)")
     weights: WeightsSpec
     preprocessing: Preprocessing = Preprocessing()
+    defense: DefenseSpec | None = Field(default=None, description="input defense run on the edge device before encoding")
     training: str | None = Field(default=None, description="command that reproduces the weights")
     notes: str = ""
 
@@ -88,6 +90,7 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
     for part in loc[:-1]:
         field = model.model_fields.get(part) if model else None
         ann = field.annotation if field else None
+        ann = next((a for a in get_args(ann) if a is not type(None)), ann)  # Optional[M] -> M
         model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
     return model
 

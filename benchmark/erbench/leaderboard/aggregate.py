@@ -7,6 +7,7 @@ the printed form of this module and appears on the protocol page.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +18,10 @@ from erbench.conditions import Cell
 from erbench.conditions.corruptions import CORRUPTIONS, SEVERITIES
 from erbench.errors import ErbenchError
 from erbench.metrics import BOOTSTRAP_SAMPLES, CI_LEVEL, cell_metrics
+from erbench.protocol import PROTOCOLS, WORST_RATE
 from erbench.results import PER_IMAGE_FILE, SUMMARY_FILE
 
 HEADLINE_NORM, HEADLINE_EPS = "linf", 8 / 255
-WORST_RATE = "attack.worst_rate"
 CLEAN = Cell("clean")
 WORST = Cell(WORST_RATE, norm=HEADLINE_NORM, eps=HEADLINE_EPS)
 CORRUPTION_CELLS = tuple(Cell(f"corruption.{c}", severity=s) for c in CORRUPTIONS for s in SEVERITIES)
@@ -41,8 +42,8 @@ RULES = (
     f"Their {CI_LEVEL:.0%} CIs come from a paired bootstrap over images ({BOOTSTRAP_SAMPLES} resamples, the "
     "per-cell CIs' seed) of the same statistic: per image, the mean over the cells of its coded bits and correctness "
     "against its clean values (all cells share the clean images, so this equals the mean of the cells' overheads).",
-    f"Required cells: clean, {WORST_RATE} at L∞ ε = 8/255, all {len(CORRUPTION_CELLS)} corruption cells, and every cell of "
-    "the protocol the entry was run under. An entry missing one is marked incomplete, and each aggregate that "
+    f"Required cells: clean, {WORST_RATE} at L∞ ε = 8/255, all {len(CORRUPTION_CELLS)} corruption cells, "
+    "and every cell of the protocol the entry was run under. An entry missing one is marked incomplete, and each aggregate that "
     "needs a missing cell is left empty: nothing is averaged over the cells that happen to exist.",
     "Default order: complete entries first, by worst-case rate overhead (lower is better), then by mean "
     "corruption overhead, then by id; incomplete entries next; degenerate models last. Empty values sort last.",
@@ -71,7 +72,7 @@ def param_text(severity=None, norm=None, eps=None, variant=None, steps=None, see
     out = [] if eps is None else [f"L∞ {eps * 255:g}/255" if norm == "linf" else f"{str(norm).upper()} {eps:g}"]
     out += [] if variant is None else [str(variant)]
     out += [] if severity is None else [f"severity {severity:g}"]
-    out += [] if steps is None else [f"{steps:g} steps"]
+    out += [] if steps is None else [f"{steps:g} step" + "s" * (steps != 1)]
     out += [f"seed {seed}"] if seed else []
     return " · ".join(out)
 
@@ -81,9 +82,14 @@ def label(cell: Cell) -> str:
     return cell.condition + (f" [{text}]" if text else "")
 
 
+@cache
+def full_key(cell: Cell) -> tuple:
+    return cell_key(*(getattr(cell, f) for f in KEY))
+
+
 def headline_key(cell: Cell) -> tuple:
     """What a required cell is matched on: condition, severity, norm, eps (any variant, steps, seed)."""
-    return cell_key(cell.condition, cell.severity, cell.norm, cell.eps)[:4]
+    return full_key(cell)[:4]
 
 
 @dataclass
@@ -113,8 +119,9 @@ def _corruption_ci(images: dict[str, np.ndarray], clean_index: np.ndarray, clean
                    clean_correct: np.ndarray) -> dict:
     """Paired bootstrap CI of the mean corruption overhead and accuracy delta ({} without all per-image rows)."""
     n, cells = len(clean_index), len(CORRUPTION_CELLS)
-    mask = np.isin(images["condition"], [c.condition for c in CORRUPTION_CELLS]) & np.isin(images["severity"],
-                                                                                          SEVERITIES)
+    names = {c.condition for c in CORRUPTION_CELLS}
+    mask = np.fromiter((c in names for c in images["condition"]), bool, len(images["condition"])) \
+        & np.isin(images["severity"], SEVERITIES)
     idx = images["image_index"][mask]
     pos = np.searchsorted(clean_index, idx)
     if n == 0 or (pos >= n).any() or (clean_index[pos] != idx).any() or (np.bincount(pos, minlength=n) != cells).any():
@@ -142,8 +149,7 @@ def summarize(sid: str, cells: list[dict], images, protocol_cells: tuple[Cell, .
                                "the aggregation needs exactly one", file=sid)
     present = set(keys)
     missing = [c for c in REQUIRED if headline_key(c) not in by_head]
-    missing += [c for c in protocol_cells or () if cell_key(*(getattr(c, f) for f in KEY)) not in present
-                and c not in missing]
+    missing += [c for c in protocol_cells or () if full_key(c) not in present and c not in missing]
     first, nan = cells[0], float("nan")
     row = {"id": sid, "dataset": first["dataset"], "architecture": first["architecture"],
            "entropy_model": first["entropy_model"], "beta": float(first["beta"]),
@@ -173,7 +179,8 @@ def summarize(sid: str, cells: list[dict], images, protocol_cells: tuple[Cell, .
             row[f"corruption_{col}_ci_{side}"] = cis.get(f"corruption_{col}_ci_{side}", nan)
     worst = _select(images, (images["condition"] == WORST_RATE) & (images["norm"] == HEADLINE_NORM)
                     & np.isclose(images["eps"].astype(float), HEADLINE_EPS, rtol=0, atol=1e-6))
-    return Entry(sid, cells, row, sorted(label(c) for c in missing), clean_bits, worst["bits_coded"])
+    missing.sort(key=lambda c: tuple((v is not None, v or 0) for v in full_key(c)))
+    return Entry(sid, cells, row, [label(c) for c in missing], clean_bits, worst["bits_coded"])
 
 
 def _select(images: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
@@ -197,9 +204,8 @@ def _read(d: Path) -> tuple[list[dict], dict[str, np.ndarray]]:
         if not (d / name).is_file():
             raise ErbenchError(f"{name} is missing", file=d)
     cells = sorted(({k: v if v == v else None for k, v in r.items()}  # NaN -> None
-                    for r in pq.read_table(d / SUMMARY_FILE).to_pylist()), key=_order)
-    images = pq.read_table(d / PER_IMAGE_FILE, columns=IMAGE_COLUMNS,
-                           filters=[[("kind", "in", ["clean", "corruption"])], [("condition", "=", WORST_RATE)]])
+                    for r in pq.ParquetFile(d / SUMMARY_FILE).read().to_pylist()), key=_order)
+    images = pq.ParquetFile(d / PER_IMAGE_FILE).read(columns=IMAGE_COLUMNS)
     if not cells:
         raise ErbenchError("no rows", file=d / SUMMARY_FILE)
     ids, protocols = {c["submission_id"] for c in cells}, {c["protocol"] for c in cells}
@@ -213,8 +219,6 @@ def _read(d: Path) -> tuple[list[dict], dict[str, np.ndarray]]:
 
 def load(results_dir: Path) -> list[Entry]:
     """Every ``results_dir/<id>/`` as an Entry, in the default order."""
-    from erbench.protocol import PROTOCOLS
-
     if not results_dir.is_dir():
         raise ErbenchError("results directory not found", file=results_dir)
     entries = []

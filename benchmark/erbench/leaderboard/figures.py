@@ -52,7 +52,8 @@ def rate_accuracy(rows: list[dict]) -> dict:
                          "x": _num([r[bits] for r in group]), "y": _num([r[acc] for r in group]),
                          "text": [r["id"] for r in group], "customdata": [f"s/{r['id']}.html" for r in group],
                          "marker": {"color": color, "symbol": symbol, "size": 9, "line": {"width": 1, "color": "#fff"}},
-                         "hovertemplate": f"%{{text}}<br>{state}: %{{x:,.0f}} bits, accuracy %{{y:.3f}}<extra></extra>"})
+                         "hovertemplate": f"%{{text}}<br>{state}: %{{x:,.0f}} bits, accuracy %{{y:.3f}}"
+                                          "<extra></extra>"})
     layout = _layout(BITS_AXIS + ", log scale", "top-1 accuracy (decoded)", height=460)
     layout["xaxis"].update(type="log", dtick="D1", tickformat=",.0f")
     layout["yaxis"]["range"] = [0, 1.02]
@@ -123,6 +124,7 @@ def bits_distribution(clean: np.ndarray, worst: np.ndarray) -> dict:
     data = []
     for name, values, color in (("clean", clean, PALETTE[0]), ("worst attack, eps 8/255", worst, PALETTE[3])):
         if len(values):
-            data.append({"type": "histogram", "name": name, "x": _num(values), "opacity": 0.6, "nbinsx": 60, "bingroup": "bits",
+            data.append({"type": "histogram", "name": name, "x": _num(values), "opacity": 0.6, "nbinsx": 60,
+                         "bingroup": "bits",
                          "marker": {"color": color}, "hovertemplate": "%{x} bits: %{y} images<extra></extra>"})
     return {"data": data, "layout": _layout(BITS_AXIS, "images", barmode="overlay", height=340)}

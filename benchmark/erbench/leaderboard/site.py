@@ -18,13 +18,17 @@ from pathlib import Path
 import jinja2
 
 import erbench
+from erbench import metrics
+from erbench.conditions import CONDITIONS
 from erbench.errors import ErbenchError
 from erbench.leaderboard import figures
 from erbench.leaderboard.aggregate import (HEADLINE_EPS, HEADLINE_NORM, RULES, WORST, WORST_RATE, Entry, label, load,
                                            param_text)
+from erbench.protocol import PROTOCOLS
 from erbench.results import PROVENANCE, SUMMARY
 from erbench.spec import Submission, parse_submission, read_yaml
 
+HEADLINE = f"L∞ ε = {HEADLINE_EPS * 255:g}/255"
 MARKER = ".erbench-site"
 STATIC = ("style.css", "leaderboard.js", "favicon.svg")
 FILTERS = (("dataset", "Track"), ("architecture", "Architecture"), ("entropy_model", "Entropy model"),
@@ -50,8 +54,8 @@ COLUMNS = (
     Column("defense", "Defense", False),
     Column("clean_accuracy", "Clean acc.", help="top-1 accuracy from the decoded bitstream, 95% CI"),
     Column("clean_bits_coded_mean", "Clean bits", help="mean real coded bits per image, clean"),
-    Column("worst_overhead", "Worst rate attack", help="coded-bit overhead of the per-image worst rate attack at "
-           "L∞ ε = 8/255, 95% CI; lower is better", sub="L∞ 8/255"),
+    Column("worst_overhead", "Worst rate attack", help=f"coded-bit overhead of the per-image worst rate attack at "
+           f"{HEADLINE}, 95% CI; lower is better", sub=HEADLINE),
     Column("worst_accuracy_delta", "Δ acc.", help="accuracy change under that attack", sub="attack"),
     Column("corruption_overhead", "Corruptions", help="mean coded-bit overhead over 19 corruptions × 5 severities, "
            "95% CI", sub="mean of 95"),
@@ -100,7 +104,7 @@ def _env() -> jinja2.Environment:
                              autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True)
     env.filters.update(pct=pct, delta=delta, num=num, sv=sort_value, params=params, missing=_missing)
-    env.globals.update(ci=ci, tone=tone, version=erbench.__version__, headline=f"L∞ ε = {HEADLINE_EPS * 255:g}/255")
+    env.globals.update(ci=ci, tone=tone, version=erbench.__version__, headline=HEADLINE)
     return env
 
 
@@ -137,22 +141,19 @@ def _submission_page(env: jinja2.Environment, entry: Entry, meta: tuple[Path, Su
     figs["bits"] = figures.bits_distribution(entry.clean_bits, entry.worst_bits)
     return env.get_template("submission.html").render(
         root="../", e=entry, row=entry.row, status=_status(entry.row), meta=meta, norms=norms, figs=figs,
-        eps_axis=figures.eps_axis, rows=cells, provenance=_provenance(entry),
+        rows=cells, provenance=_provenance(entry),
         worst=label(WORST), weights=", ".join(sorted({c["weights_sha256"] for c in cells})))
 
 
 def _protocol_page(env: jinja2.Environment, entries: list[Entry]) -> str:
-    from erbench import metrics
-    from erbench.conditions import CONDITIONS
-    from erbench.protocol import PROTOCOLS
-
     used = {e.row["protocol"] for e in entries}
     conditions = {name: (c.kind, c.summary) for name, c in CONDITIONS.items()}
     for e in entries:
         for c in e.cells:
             conditions.setdefault(c["condition"], (c["kind"], "not registered in this erbench version"))
-    if WORST_RATE not in CONDITIONS:
-        conditions[WORST_RATE] = ("aggregate", "per image, the worst of all rate attacks at one eps (from the run)")
+    rate = ", ".join(name for name, c in CONDITIONS.items() if getattr(c, "rate_attack", False))
+    conditions[WORST_RATE] = ("aggregate", f"per image, the rate attack ({rate}) with the most coded bits at one "
+                                           "norm and ε; computed by the runner from the attack cells, not an attack")
     protocols = [(name, p, _grid(p.cells), name in used) for name, p in PROTOCOLS.items()]
     return env.get_template("protocol.html").render(
         root="", figs={}, rules=RULES, conditions=sorted(conditions.items()), protocols=protocols, metrics=SUMMARY,
@@ -160,16 +161,22 @@ def _protocol_page(env: jinja2.Environment, entries: list[Entry]) -> str:
 
 
 def _grid(cells) -> list[tuple[str, str]]:
-    """Per condition of a protocol, its parameter values, e.g. ('corruption.fog', 'severity 1, 2, 3, 4, 5')."""
-    out: dict[str, dict[str, set]] = {}
+    """Per condition of a protocol its parameters, e.g. ('attack.noise', 'L∞ ε 2, 4, 8, 16/255; L2 ε 0.5, 1')."""
+    out: dict[str, dict[tuple, list]] = {}
     for c in cells:
-        params = out.setdefault(c.condition, {})
-        for name in ("severity", "norm", "eps", "variant", "steps"):
-            if getattr(c, name) is not None:
-                params.setdefault(name, set()).add(getattr(c, name))
-    fmt = {"eps": lambda v: f"{v * 255:g}/255"}
-    return [(cond, "; ".join(f"{k} " + ", ".join(fmt.get(k, str)(v) for v in sorted(vals))
-                             for k, vals in params.items())) for cond, params in out.items()]
+        out.setdefault(c.condition, {}).setdefault((c.norm, c.variant, c.steps), []).append(c.eps or c.severity)
+    rows = []
+    for condition, groups in out.items():
+        parts = []
+        for (norm, variant, steps), values in groups.items():
+            values = [v for v in values if v is not None]
+            head = ("L∞ ε " + ", ".join(f"{v * 255:g}" for v in values) + "/255" if norm == "linf"
+                    else f"{norm.upper()} ε " + ", ".join(f"{v:g}" for v in values) if norm
+                    else "severity " + ", ".join(map(str, values)) if values else "")
+            count = f"{steps} step" + "s" * (steps != 1) if steps else ""
+            parts.append(" · ".join(p for p in (head, variant, count) if p))
+        rows.append((condition, "; ".join(parts)))
+    return rows
 
 
 def render(entries: list[Entry], submissions_dir: Path | None = None) -> dict[str, str]:

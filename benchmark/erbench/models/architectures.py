@@ -32,7 +32,7 @@ ARCHITECTURES: Registry[Architecture] = Registry("architecture")
 _DIGITS_HEADS = {
     "small_cnn": "plain 3-conv head",
     "res_cnn": "residual head (2 residual blocks)",
-    "mobile_cnn": "depthwise-separable (mobile) head",
+    "gdn_cnn": "GDN head (learned-compression analysis transform)",
 }
 _FAMILY_NOTE = {"factorized": "factorized prior", "hyperprior": "mean-scale hyperprior (z 16x2x2)"}
 for _head, _what in _DIGITS_HEADS.items():

@@ -3,12 +3,16 @@
 All heads map (3, 32, 32) to a (16, 8, 8) latent:
 * ``small_cnn``  -- plain: conv5/2 -> conv3 -> conv5/2;
 * ``res_cnn``    -- residual: conv3/2, two residual blocks, conv3/2;
-* ``mobile_cnn`` -- depthwise-separable (MobileNet-style) blocks with stride 2 twice.
+* ``gdn_cnn``    -- learned-compression style: conv5/2 -> GDN -> conv5/2 -> GDN -> conv3
+  (the analysis transform family of Balle et al. and of the Entropic Student's bottleneck).
+A depthwise-separable (mobile) head was tried and dropped: it collapsed to a constant latent at
+every beta tried (docs/zoo.md).
 The tail (conv3 -> conv3/2 -> global pool -> linear) and the hyperprior transforms are shared.
 """
 
 from __future__ import annotations
 
+from compressai.layers import GDN
 from torch import Tensor, nn
 
 from erbench.models.entropy import FactorizedPrior, MeanScaleHyperprior
@@ -40,15 +44,11 @@ def res_head(latent: int, width: int) -> nn.Module:
     )
 
 
-def _separable(cin: int, cout: int, stride: int) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cin, 3, stride=stride, padding=1, groups=cin), nn.ReLU(), nn.Conv2d(cin, cout, 1), nn.ReLU()]
-
-
-def mobile_head(latent: int, width: int) -> nn.Module:
+def gdn_head(latent: int, width: int) -> nn.Module:
     return nn.Sequential(
-        nn.Conv2d(3, width, 3, padding=1), nn.ReLU(),
-        *_separable(width, width, 2), *_separable(width, 2 * width, 1), *_separable(2 * width, 2 * width, 2),
-        nn.Conv2d(2 * width, latent, 1),
+        nn.Conv2d(3, width, 5, stride=2, padding=2), GDN(width),
+        nn.Conv2d(width, width, 5, stride=2, padding=2), GDN(width),
+        nn.Conv2d(width, latent, 3, padding=1),
     )
 
 
@@ -76,7 +76,7 @@ def hyperprior(latent: int, hyper: int) -> MeanScaleHyperprior:
     return MeanScaleHyperprior(latent, hyper, analysis, synthesis)
 
 
-HEADS = {"small_cnn": small_head, "res_cnn": res_head, "mobile_cnn": mobile_head}
+HEADS = {"small_cnn": small_head, "res_cnn": res_head, "gdn_cnn": gdn_head}
 
 
 def _factorized(head):
@@ -95,4 +95,4 @@ def _hyperprior(head):
 
 small_cnn_factorized, small_cnn_hyperprior = _factorized(small_head), _hyperprior(small_head)
 res_cnn_factorized, res_cnn_hyperprior = _factorized(res_head), _hyperprior(res_head)
-mobile_cnn_factorized, mobile_cnn_hyperprior = _factorized(mobile_head), _hyperprior(mobile_head)
+gdn_cnn_factorized, gdn_cnn_hyperprior = _factorized(gdn_head), _hyperprior(gdn_head)

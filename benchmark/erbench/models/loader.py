@@ -26,6 +26,8 @@ def file_sha256(path: Path) -> str:
 def build_model(sub: Submission) -> SplitModel:
     model = ARCHITECTURES.get(sub.model.architecture).build(**sub.model.kwargs)
     model.set_preprocessing(list(sub.preprocessing.mean), list(sub.preprocessing.std))
+    if sub.defense is not None:
+        model.defense = sub.defense.build()
     return model
 
 

@@ -2,7 +2,8 @@
 
 An image in [0, 1] (N, 3, H, W) goes through ``preprocess`` (normalization) and the ``head`` to a
 latent ``y``; the ``entropy`` model quantizes and codes it (plus a hyper-latent ``z`` for the
-hyperprior); the ``tail`` maps the decoded latent to class logits.
+hyperprior); the ``tail`` maps the decoded latent to class logits. A submission's optional ``defense``
+(``erbench.defense``) transforms the image on the edge device before ``preprocess``.
 
 * ``forward(x, rate_quant, tail_quant)`` is differentiable: logits and the likelihoods of every
   coded latent (attacks and training use it);
@@ -11,6 +12,8 @@ hyperprior); the ``tail`` maps the decoded latent to class logits.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -47,6 +50,7 @@ class SplitModel(nn.Module):
     def __init__(self, head: nn.Module, entropy: FactorizedPrior | MeanScaleHyperprior, tail: nn.Module):
         super().__init__()
         self.preprocess: nn.Module = nn.Identity()
+        self.defense: nn.Module | None = None  # optional input defense, run by encode (set by the loader)
         self.head = head
         self.entropy = entropy
         self.tail = tail
@@ -59,7 +63,19 @@ class SplitModel(nn.Module):
         self.preprocess = Normalize(mean, std)
 
     def encode(self, x: Tensor) -> Tensor:
+        """What the edge device computes before the entropy model: defense, preprocessing, head."""
+        if self.defense is not None:
+            x = self.defense(x, self)
         return self.head(self.preprocess(x))
+
+    @contextmanager
+    def without_defense(self) -> Iterator[SplitModel]:
+        """Within the block the model runs undefended (how a defense-unaware attacker sees it)."""
+        defense, self.defense = self.defense, None
+        try:
+            yield self
+        finally:
+            self.defense = defense
 
     def forward(self, x: Tensor, rate_quant: str = "round", tail_quant: str = "round") -> SplitOutput:
         y_hat, likelihoods = self.entropy(self.encode(x), rate_quant, tail_quant)
