@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +65,7 @@ def run_model(spec: Path, n: int, eps_list: list[float], ablation: list[int]) ->
             print(f"{eps * 255:4.0f}/255 {name(cell):28} {r['overhead']:+8.1%} "
                   f"[{r['overhead_ci_low']:+6.1%}, {r['overhead_ci_high']:+6.1%}] {r['accuracy_delta']:+9.3f} "
                   f"{np.mean(m['pred'] == clean['pred']):5.2f} {seconds:6.1f}", flush=True)
-        paper, strong = (replace(cells(eps, [])[2]), cells(eps, [])[3])
+        paper, strong = cells(eps, [])[2:4]
         diff = (bits[strong] - bits[paper]) / clean_bits.mean()
         lo, hi = np.quantile(np.random.default_rng(0).choice(diff, (1000, len(diff))).mean(1), [0.025, 0.975])
         print(f"{eps * 255:4.0f}/255 {'strong - paper':28} {diff.mean():+8.1%} [{lo:+6.1%}, {hi:+6.1%}] "

@@ -103,7 +103,7 @@ def _offsets(adv, clean):
 ])
 def test_grid_rounding_stays_in_the_ball(norm, eps, halves):
     gen = torch.Generator().manual_seed(0)
-    clean = torch.randint(2, 254, (64, 3, 8, 8), generator=gen).float() / 255
+    clean = torch.randint(64, 192, (64, 3, 8, 8), generator=gen).float() / 255  # no clipping at 0 or 1
     sign = (torch.rand(clean.shape, generator=gen) * 2 - 1).sign()
     if halves:
         d = sign * (eps if norm == "linf" else 1.5 / 255)
@@ -113,16 +113,16 @@ def test_grid_rounding_stays_in_the_ball(norm, eps, halves):
         d = torch.randn(clean.shape, generator=gen)
         d = d / d.flatten(1).norm(dim=1).reshape(-1, 1, 1, 1) * eps
     x = clean + d
-    g = to_grid(x, clean, eps, norm).numpy()
-    c = (clean * 255).round().numpy()
+    g = to_grid(x, clean, eps, norm).double().numpy()
+    c = (clean * 255).round().double().numpy()
     assert np.array_equal(g, np.round(g)) and g.min() >= 0 and g.max() <= 255
     size = lambda off: np.abs(off).max(1) if norm == "linf" else np.sqrt((off**2).sum(1))  # noqa: E731
-    naive = size((np.round(x.numpy() * 255) - c).reshape(64, -1) / 255)
+    naive = size((np.round(x.double().numpy() * 255) - c).reshape(64, -1) / 255)
     if halves:
         assert (naive > eps + 1e-9).all(), "the case must be one where naive rounding leaves the ball"
     off = (g - c).reshape(64, -1) / 255
     assert (size(off) <= eps + 1e-12).all()
-    assert (np.abs(off - d.numpy().reshape(64, -1)) <= 1 / 255 + 1e-9).all()  # still the attack's perturbation
+    assert (np.abs(off - d.double().numpy().reshape(64, -1)) <= 1 / 255 + 1e-6).all()  # still the attack's perturbation
 
 
 def test_verify_rejects_a_perturbation_outside_the_ball():
@@ -154,6 +154,17 @@ def test_every_attack_respects_its_budget(norm, eps):
         size = np.abs(off).max(1) if norm == "linf" else np.sqrt((off**2).sum(1))
         assert (size <= eps + 1e-9).all(), cell.label()
         assert (size > 0.5 * eps).mean() > 0.5, f"{cell.label()} barely perturbs"
+
+
+@pytest.mark.parametrize("variant, steps", [("paper", 2), ("fgsm", 1)])
+def test_paper_and_fgsm_end_on_the_corners_of_the_ball(variant, steps):
+    # signed steps of 0.1 (paper) or 2 eps (fgsm) clipped into the ball: every offset is -eps, 0 or +eps
+    ctx = context(HYPERPRIOR, 8)
+    adv = generate(Cell("attack.rate_pgd", norm="linf", eps=4 / 255, variant=variant, steps=steps), ctx)
+    off = _offsets(adv, ctx.images)
+    inside = ((ctx.images >= 4) & (ctx.images <= 251)).reshape(len(off), -1)
+    assert set(np.unique(off[inside])) <= {-4, 0, 4}
+    assert (off[inside] != 0).mean() > 0.5
 
 
 def test_noise_is_uniform_sign_noise_of_size_eps():

@@ -1,1 +1,2 @@
-"""The static leaderboard: ``aggregate`` (results -> tidy tables), ``figures`` (plotly specs), ``site`` (HTML)."""
+"""The static leaderboard: ``aggregate`` (results -> tidy rows), ``figures`` (plotly specs), ``site`` (HTML);
+``synthetic`` writes full-battery results for the tests and the build benchmark."""

@@ -21,7 +21,8 @@ from erbench.metrics import BOOTSTRAP_SAMPLES, CI_LEVEL, cell_metrics
 from erbench.protocol import PROTOCOLS, WORST_RATE
 from erbench.results import PER_IMAGE_FILE, SUMMARY_FILE
 
-HEADLINE_NORM, HEADLINE_EPS = "linf", 8 / 255
+HEADLINE_NORM, HEADLINE_EPS = "linf", 8 / 255  # the headline attack budget
+HEADLINE = f"L∞ ε = {HEADLINE_EPS * 255:g}/255"
 CLEAN = Cell("clean")
 WORST = Cell(WORST_RATE, norm=HEADLINE_NORM, eps=HEADLINE_EPS)
 CORRUPTION_CELLS = tuple(Cell(f"corruption.{c}", severity=s) for c in CORRUPTIONS for s in SEVERITIES)
@@ -34,7 +35,7 @@ RULES = (
     "Every number is computed from real coded bits (bytes written by the range coder × 8, all latents "
     "including the hyper-latent), never from estimated bits.",
     "Clean accuracy and clean coded bits per image are read from the 'clean' cell.",
-    f"Worst-case rate overhead is read from the '{WORST_RATE}' row at the headline budget L∞ ε = 8/255: "
+    f"Worst-case rate overhead is read from the '{WORST_RATE}' row at the headline budget {HEADLINE}: "
     "per image, the worst of all rate attacks at that ε. Overhead = mean coded bits / clean mean coded bits - 1; "
     "its CI and the accuracy delta under that attack come from the same row.",
     f"Mean corruption overhead is the equal-weight mean of the overhead of the {len(CORRUPTIONS)} corruptions × "
@@ -42,9 +43,9 @@ RULES = (
     f"Their {CI_LEVEL:.0%} CIs come from a paired bootstrap over images ({BOOTSTRAP_SAMPLES} resamples, the "
     "per-cell CIs' seed) of the same statistic: per image, the mean over the cells of its coded bits and correctness "
     "against its clean values (all cells share the clean images, so this equals the mean of the cells' overheads).",
-    f"Required cells: clean, {WORST_RATE} at L∞ ε = 8/255, all {len(CORRUPTION_CELLS)} corruption cells, "
-    "and every cell of the protocol the entry was run under. An entry missing one is marked incomplete, and each aggregate that "
-    "needs a missing cell is left empty: nothing is averaged over the cells that happen to exist.",
+    f"Required cells: clean, {WORST_RATE} at {HEADLINE}, all {len(CORRUPTION_CELLS)} corruption cells, and every "
+    "cell of the protocol the entry was run under. An entry missing one is marked incomplete, and each aggregate "
+    "that needs a missing cell is left empty: nothing is averaged over the cells that happen to exist.",
     "Default order: complete entries first, by worst-case rate overhead (lower is better), then by mean "
     "corruption overhead, then by id; incomplete entries next; degenerate models last. Empty values sort last.",
     "A degenerate model (near-chance accuracy or a collapsed rate) looks immune to entropy attacks: its numbers "

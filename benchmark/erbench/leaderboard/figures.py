@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from erbench.conditions.corruptions import CORRUPTIONS, SEVERITIES
-from erbench.leaderboard.aggregate import HEADLINE_EPS, WORST_RATE
+from erbench.leaderboard.aggregate import HEADLINE, HEADLINE_EPS, WORST_RATE
 
 PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#9d755d", "#eeca3b", "#bab0ac")
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
@@ -55,7 +55,10 @@ def rate_accuracy(rows: list[dict]) -> dict:
                          "hovertemplate": f"%{{text}}<br>{state}: %{{x:,.0f}} bits, accuracy %{{y:.3f}}"
                                           "<extra></extra>"})
     layout = _layout(BITS_AXIS + ", log scale", "top-1 accuracy (decoded)", height=460)
-    layout["xaxis"].update(type="log", dtick="D1", tickformat=",.0f")
+    bits = [v for r in rows for v in (r["clean_bits_coded_mean"], r["worst_bits_coded_mean"]) if not math.isnan(v)]
+    ticks = [m * 10**k for k in range(1, 8) for m in (1, 2, 3, 5)
+             if bits and min(bits) / 1.2 <= m * 10**k <= max(bits) * 1.2]
+    layout["xaxis"].update(type="log", tickvals=ticks, ticktext=[f"{t:,}" for t in ticks])
     layout["yaxis"]["range"] = [0, 1.02]
     return {"data": data, "layout": layout}
 
@@ -122,7 +125,7 @@ def corruption_heatmap(cells: list[dict], metric: str) -> dict:
 def bits_distribution(clean: np.ndarray, worst: np.ndarray) -> dict:
     """Per-image coded bits, clean vs. the worst-case rate attack at the headline eps (overlaid histograms)."""
     data = []
-    for name, values, color in (("clean", clean, PALETTE[0]), ("worst attack, eps 8/255", worst, PALETTE[3])):
+    for name, values, color in (("clean", clean, PALETTE[0]), (f"worst attack, {HEADLINE}", worst, PALETTE[3])):
         if len(values):
             data.append({"type": "histogram", "name": name, "x": _num(values), "opacity": 0.6, "nbinsx": 60,
                          "bingroup": "bits",

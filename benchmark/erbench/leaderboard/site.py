@@ -22,13 +22,12 @@ from erbench import metrics
 from erbench.conditions import CONDITIONS
 from erbench.errors import ErbenchError
 from erbench.leaderboard import figures
-from erbench.leaderboard.aggregate import (HEADLINE_EPS, HEADLINE_NORM, RULES, WORST, WORST_RATE, Entry, label, load,
+from erbench.leaderboard.aggregate import (HEADLINE, HEADLINE_NORM, RULES, WORST, WORST_RATE, Entry, label, load,
                                            param_text)
 from erbench.protocol import PROTOCOLS
 from erbench.results import PROVENANCE, SUMMARY
 from erbench.spec import Submission, parse_submission, read_yaml
 
-HEADLINE = f"L∞ ε = {HEADLINE_EPS * 255:g}/255"
 MARKER = ".erbench-site"
 STATIC = ("style.css", "leaderboard.js", "favicon.svg")
 FILTERS = (("dataset", "Track"), ("architecture", "Architecture"), ("entropy_model", "Entropy model"),
@@ -56,10 +55,10 @@ COLUMNS = (
     Column("clean_bits_coded_mean", "Clean bits", help="mean real coded bits per image, clean"),
     Column("worst_overhead", "Worst rate attack", help=f"coded-bit overhead of the per-image worst rate attack at "
            f"{HEADLINE}, 95% CI; lower is better", sub=HEADLINE),
-    Column("worst_accuracy_delta", "Δ acc.", help="accuracy change under that attack", sub="attack"),
+    Column("worst_accuracy_delta", "Δ acc.", help="accuracy change under that attack, 95% CI", sub="attack"),
     Column("corruption_overhead", "Corruptions", help="mean coded-bit overhead over 19 corruptions × 5 severities, "
            "95% CI", sub="mean of 95"),
-    Column("corruption_accuracy_delta", "Δ acc.", help="mean accuracy change over the same 95 cells",
+    Column("corruption_accuracy_delta", "Δ acc.", help="mean accuracy change over the same 95 cells, 95% CI",
            sub="corruptions"),
     Column("protocol", "Protocol", False),
 )

@@ -3,7 +3,7 @@
 ``objective(x) -> (B,)`` is maximized; it is summed over the batch for the gradient, so each
 image's step depends only on its own objective. A step is a signed (L-inf) or normalized (L2)
 gradient step followed by projection onto the eps-ball and [0, 1]. With ``score``, every iterate
-is moved onto the 8-bit grid and scored (e.g. by the rounded rate the coder sees); each image
+is moved onto the 8-bit grid and scored (e.g. by its real coded bits); each image
 keeps its best grid point, starting from the clean image.
 """
 

@@ -16,12 +16,12 @@ from torch import Tensor
 
 from erbench.conditions.attacks.grid import project, random_point, to_grid
 from erbench.conditions.attacks.pgd import ascend
-from erbench.conditions.attacks.surrogate import cross_entropy, rate, rounded
+from erbench.conditions.attacks.surrogate import coded_bits, cross_entropy, prediction, rate, rounded_rate
 from erbench.models.split import SplitModel
 
 PAPER_STEP = 0.1  # the published recipe's signed step, clipped back into the ball
 PAPER_COPIES = 16  # noise draws averaged per step, published recipe and FGSM
-STRONG_COPIES = 4  # 4 draws matched 16 within 0.1 points (PROTOTYPE.md)
+STRONG_COPIES = 2  # noise draws per step of strong (2 matched or beat 4, docs/attacks.md)
 CE_STEP = 2.5  # ce_pgd step = CE_STEP * eps / steps (Madry et al.)
 
 
@@ -38,14 +38,15 @@ class Target:
 
     @cached_property
     def clean(self) -> tuple[Tensor, Tensor]:
-        """Bits of the rounded latents and the prediction on the clean images."""
-        return rounded(self.model, self.x0)
+        """Coded bits and prediction of the clean images."""
+        return coded_bits(self.model, self.x0), prediction(self.model, self.x0)
 
     def rate(self, quant: str, copies: int = 1, latents: tuple[str, ...] | None = None):
         return lambda x: rate(self.model, x, quant, self.gens, copies, latents)
 
     def rounded_rate(self, x: Tensor) -> Tensor:
-        return rounded(self.model, x)[0]
+        """The real rounded rate (coded bits, ties broken by estimated bits): what ``strong`` keeps."""
+        return rounded_rate(self.model, x)
 
 
 def paper(t: Target, steps: int) -> Tensor:
@@ -65,13 +66,13 @@ def cosine(start: float, n: int) -> list[float]:
 
 
 def strong(t: Target, steps: int, penalty=None, score=None) -> Tensor:
-    """Total rate, three phases, each image keeping its best 8-bit iterate by rounded rate.
+    """Total rate, three phases, each image keeping its best 8-bit iterate by real coded bits.
 
     1. ``steps / 10`` steps of 2 eps (to the boundary) from the clean image, noise surrogate;
-    2. half the rest with cosine-decaying steps from eps / 2, noise surrogate (4 draws);
+    2. half the rest with cosine-decaying steps from eps / 2, noise surrogate (2 draws);
     3. the rest with cosine-decaying steps from eps / 4, straight-through rounding.
     Phases 2 and 3 start from the best point so far. ``penalty(x) -> (B,)`` is subtracted from
-    the objective; ``score`` replaces the rounded rate as the selection criterion.
+    the objective; ``score`` replaces the coded bits as the selection criterion.
     """
     score = score or t.rounded_rate
     n1 = max(1, round(steps / 10))
@@ -93,11 +94,11 @@ def stealth(t: Target, steps: int) -> Tensor:
     bits, pred = t.clean
 
     def penalty(x: Tensor) -> Tensor:
-        return bits * (cross_entropy(t.model, x, pred) - math.log(2)).clamp_min(0)
+        return bits.to(x) * (cross_entropy(t.model, x, pred) - math.log(2)).clamp_min(0)
 
     def score(x: Tensor) -> Tensor:
-        b, p = rounded(t.model, x)
-        return torch.where(p == pred, b, torch.full_like(b, -math.inf))
+        b = rounded_rate(t.model, x)
+        return torch.where(prediction(t.model, x) == pred, b, torch.full_like(b, -math.inf))
 
     return strong(t, steps, penalty, score)
 
@@ -110,7 +111,7 @@ def ce_pgd(t: Target, steps: int) -> Tensor:
     return ascend(t.x0, start, t.eps, t.norm, [CE_STEP * t.eps / steps] * steps, objective)[0]
 
 
-def noise(t: Target, steps: None) -> Tensor:
+def noise(t: Target, steps: None = None) -> Tensor:
     """Random perturbation on the ball's boundary: +-eps per pixel (L-inf), or a uniformly random
     direction of length eps (L2)."""
     shape = t.x0.shape[1:]

@@ -1,4 +1,4 @@
-"""Differentiable objectives the attacks maximize, with per-image seeded randomness.
+"""What the attacks maximize (differentiable surrogates) and how they pick iterates (real bits).
 
 Rate surrogates (bits per image, to maximize):
 
@@ -8,6 +8,7 @@ Rate surrogates (bits per image, to maximize):
   quantization the coder sees).
 
 ``latents`` picks what is counted: ``("y",)`` (the published loss) or every coded latent.
+Iterates are compared by ``rounded_rate``: the real coded bits of the 8-bit image.
 
 The entropy model draws its noise from torch's global generator, which would tie an image's noise
 to its position in the batch. ``seeded_noise`` makes every noise draw come from the image's own
@@ -69,7 +70,22 @@ def cross_entropy(model: SplitModel, x: Tensor, target: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def rounded(model: SplitModel, x: Tensor) -> tuple[Tensor, Tensor]:
-    """What the coder sees: estimated bits of the rounded latents (all) and the predicted class."""
-    out = model(x, rate_quant="round", tail_quant="round")
-    return out.bits(), out.logits.argmax(1)
+def coded_bits(model: SplitModel, x: Tensor) -> Tensor:
+    """Real coded bits per image, all latents (what the runner reports), float64."""
+    coded = model.compress(x)
+    return torch.tensor([sum(bits) for bits in zip(*(coded.bits_per_sample(k) for k in coded.strings))],
+                        dtype=torch.float64, device=x.device)
+
+
+@torch.no_grad()
+def rounded_rate(model: SplitModel, x: Tensor) -> Tensor:
+    """Real coded bits, ties (coded sizes are whole bytes) broken by the estimated bits of the
+    rounded latents: coded + e / (1 + |e|), a strictly increasing term of less than one bit."""
+    est = model(x, rate_quant="round", tail_quant="round").bits().double()
+    return coded_bits(model, x) + est / (1 + est.abs())
+
+
+@torch.no_grad()
+def prediction(model: SplitModel, x: Tensor) -> Tensor:
+    """The class the tail predicts from the rounded latent (equal to the decoded one)."""
+    return model(x, rate_quant="round", tail_quant="round").logits.argmax(1)
