@@ -251,6 +251,15 @@ def test_likelihood_weighted_budget_comes_from_the_map():
     assert np.corrcoef(delta.abs().flatten().numpy(), weights.numpy())[0, 1] > 0.3
 
 
+def test_adaptive_attacks_at_eps_zero_return_the_clean_images():
+    model = _model(HP_TV, iterations=10)
+    ctx = Context(load_dataset("digits"), np.arange(2), model, progress=False)
+    for attack in adaptive.ADAPTIVE_ATTACKS:
+        for variant in attack.variants:
+            cell = Cell(attack.name, norm="linf", eps=0.0, variant=variant, steps=1)
+            assert np.array_equal(attack.generate(cell, ctx).images, ctx.images), cell.label()
+
+
 # --- spec, protocol, runner --------------------------------------------------------------------
 
 def _write(tmp_path: Path, defense: dict) -> Path:
@@ -285,7 +294,8 @@ def test_defended_yamls_reuse_their_reference_weights():
         base = load_submission(path.parent.parent / f"{path.stem.removesuffix('_tv')}.yaml")
         assert weights_path(sub, path) == weights_path(base, path.parent.parent / f"{base.id}.yaml")
         assert (sub.weights.sha256, sub.model, sub.beta, sub.entropy_model) == (
-            base.weights.sha256, base.model, base.beta, base.entropy_model)
+            base.weights.sha256, base.model, base.beta, base.entropy_model), \
+            f"{path.name} is stale: python benchmarks/defense_study.py yamls {base.id}"
         assert sub.defense is not None and sub.defense.label().startswith("likelihood_tv(")
 
 

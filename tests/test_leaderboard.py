@@ -112,7 +112,12 @@ def test_corruption_ci_is_a_paired_bootstrap_of_the_mean(results, entries):
 
 def test_defense_column_is_shown_when_present(results):
     summary, images = read_results(results / "complete_fp")
-    assert summarize("x", records(summary.assign(defense="jpeg-q75")), images).row["defense"] == "jpeg-q75"
+    label = "likelihood_tv(weight=0.05,iterations=100,step=0.25,object_weight=0.1)"
+    e = summarize("x", records(summary.assign(defense=label)), images)
+    assert e.row["defense"] == label
+    html = render([e])["index.html"]
+    assert f'data-v="{label}" title="{label}">likelihood_tv</td>' in html and f"<option>{label}</option>" in html
+    assert summarize("x", records(summary.drop(columns="defense", errors="ignore")), images).row["defense"] == "none"
 
 
 def _row(id, complete=True, degenerate=False, worst=0.1, corr=0.1):

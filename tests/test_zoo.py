@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from conftest import REFERENCE
 
-from erbench.models.loader import file_sha256
+from erbench.codec import measure
+from erbench.data.datasets import load_dataset
+from erbench.models.loader import file_sha256, load_model
 from erbench.spec import load_submission
 from erbench.zoo import ZOO, build_entry, write_entry
 
@@ -19,6 +21,25 @@ def test_committed_yaml_matches_its_recipe(name):
     sub, entry = load_submission(REFERENCE[name]), ZOO.get(name)
     assert (sub.model.architecture, sub.beta, sub.entropy_model) == (entry.architecture, entry.recipe.beta, entry.family)
     assert sub.training == f"erbench zoo train {name}"
+
+
+GRIDS = sorted({entry.architecture for _, entry in ZOO.items()})
+
+
+@pytest.mark.parametrize("architecture", GRIDS)
+def test_rate_falls_with_beta_and_accuracy_stays_sensible(architecture):
+    data = load_dataset("digits", "test")
+    images, labels = data.images[:160], data.labels[:160]
+    entries = sorted((e for _, e in ZOO.items() if e.architecture == architecture), key=lambda e: e.recipe.beta)
+    assert len(entries) == 4
+    bits, accuracy = [], []
+    for entry in entries:
+        model = load_model(load_submission(REFERENCE[entry.id]), REFERENCE[entry.id])
+        m = measure(model, images)
+        bits.append(m["bits_coded"].mean())
+        accuracy.append((m["pred"] == labels).mean())
+    assert all(a > b for a, b in zip(bits, bits[1:])), f"coded bits not falling with beta: {bits}"
+    assert min(accuracy) > 0.85, accuracy
 
 
 @pytest.mark.slow

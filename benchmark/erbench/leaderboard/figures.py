@@ -128,6 +128,6 @@ def bits_distribution(clean: np.ndarray, worst: np.ndarray) -> dict:
     for name, values, color in (("clean", clean, PALETTE[0]), (f"worst attack, {HEADLINE}", worst, PALETTE[3])):
         if len(values):
             data.append({"type": "histogram", "name": name, "x": _num(values), "opacity": 0.6, "nbinsx": 60,
-                         "bingroup": "bits",
-                         "marker": {"color": color}, "hovertemplate": "%{x} bits: %{y} images<extra></extra>"})
+                         "bingroup": "bits", "marker": {"color": color},
+                         "hovertemplate": "%{x} bits: %{y} images<extra></extra>"})
     return {"data": data, "layout": _layout(BITS_AXIS, "images", barmode="overlay", height=340)}

@@ -46,7 +46,7 @@ def synthetic_submission(out_dir: Path, sid: str, n_images: int = 32, seed: int 
     family = ("factorized", "hyperprior")[seed % 2]
     beta = (1e-3, 1e-4, 1e-5)[seed % 3]
     meta = dict(submission_id=sid, dataset="digits", architecture=f"small_cnn_{family}", entropy_model=family,
-                beta=beta)
+                beta=beta, defense="none")  # columns the schema lacks are dropped by the reindex below
     prov = dict(schema_version="1", protocol=protocol, protocol_quick=PROTOCOLS.get(protocol).quick,
                 erbench_version="0.1.0", git_sha="0" * 40, weights_sha256=f"{seed:064x}", manifest_sha256="a" * 64,
                 dataset_sha256="b" * 64, torch_version="2.14.1", compressai_version="1.2.8", device="cpu",

@@ -56,7 +56,7 @@ function setupBoard() {
       .filter((s) => s.value).map((s) => [column(s.dataset.col), s.value]);
     let shown = 0;
     for (const r of body.rows) {
-      const ok = criteria.every(([i, v]) => r.cells[i].textContent.trim() === v)
+      const ok = criteria.every(([i, v]) => (r.cells[i].dataset.v ?? r.cells[i].textContent).trim() === v)
         && (!query || r.cells[idColumn].textContent.toLowerCase().includes(query))
         && (!completeOnly || !r.classList.contains("incomplete"));
       r.hidden = !ok;
