@@ -52,7 +52,7 @@ class DefenseSpec(BaseModel):
 
     name: Literal["likelihood_tv"] = Field(description="likelihood-guided masked total-variation denoising")
     iterations: int = Field(default=100, ge=1, le=10_000, description="dual projected-gradient iterations")
-    weight: float = Field(default=0.05, gt=0, description="TV weight on the background, [0, 1] pixel units")
+    weight: float = Field(default=0.1, gt=0, description="TV weight on the background, [0, 1] pixel units")
     step: float = Field(default=0.25, gt=0, le=0.25, description="dual step size (converges for <= 1/4)")
     object_weight: float = Field(default=0.1, ge=0, le=1,
                                  description="TV weight on the costliest latent positions, as a fraction of weight")
@@ -157,7 +157,7 @@ class LikelihoodTVDefense(nn.Module):
     the SplitModel's weights are unchanged by declaring it.
     """
 
-    def __init__(self, iterations: int = 100, weight: float = 0.05, step: float = 0.25, object_weight: float = 0.1):
+    def __init__(self, iterations: int = 100, weight: float = 0.1, step: float = 0.25, object_weight: float = 0.1):
         super().__init__()
         self.iterations, self.weight, self.step, self.object_weight = iterations, weight, step, object_weight
         self.gradient: str = "unrolled"

@@ -44,7 +44,7 @@ SUBMISSION = [
     ("entropy_model", _STR, "factorized | hyperprior"),
     ("beta", _F64, "rate weight the model was trained with"),
     ("defense", _STR, "input defense run before encoding: 'none', or its name and every parameter, e.g. "
-                      "likelihood_tv(weight=0.05,iterations=100,step=0.25,object_weight=0.1) (docs/defense.md)"),
+                      "likelihood_tv(weight=0.1,iterations=100,step=0.25,object_weight=0.1) (docs/defense.md)"),
 ]
 CELL = [
     ("condition", _STR, "canonical condition id: clean, corruption.<name>, attack.<name>, or the aggregate "

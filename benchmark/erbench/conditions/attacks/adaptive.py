@@ -67,7 +67,7 @@ class DefendedTarget(Target):
 
 
 def defended_target(t: Target, gradient: str) -> DefendedTarget:
-    return DefendedTarget(**{f.name: getattr(t, f.name) for f in fields(Target)}, gradient=gradient)
+    return DefendedTarget(**{f.name: getattr(t, f.name) for f in fields(Target) if f.init}, gradient=gradient)
 
 
 def bpda(gradient: str) -> Callable[[Target, int], Tensor]:
