@@ -234,7 +234,7 @@ def test_stealth_keeps_the_decoded_prediction():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("spec", sorted(REFERENCE.values()), ids=sorted(REFERENCE))
+@pytest.mark.parametrize("spec", [REFERENCE[k] for k in sorted(REFERENCE)], ids=sorted(REFERENCE))
 def test_on_every_reference_model_strong_beats_paper_beats_noise(spec):
     ctx = context(spec, 32)
     clean = measure(ctx.model, ctx.images)["bits_coded"]
