@@ -59,7 +59,7 @@ def test_the_protocol_has_every_attack_at_every_eps():
                       + [(a, "l2", round(e * 255, 6), v) for e in L2_EPS for a, v in l2])
     full, quick = PROTOCOLS.get("erbench-v1"), PROTOCOLS.get("erbench-v1-quick")
     for proto in (full, quick):
-        cells = [c for c in proto.cells if c.condition.startswith("attack.")]
+        cells = [c for c in proto.cells if c.condition in {a.name for a in ATTACKS}]
         assert sorted(map(key, cells)) == expected
         for c in cells:
             CONDITIONS.get(c.condition).variant(c)  # the parameters fit the attack

@@ -61,7 +61,7 @@ def fgsm(t: Target, steps: int) -> Tensor:
 
 
 def cosine(start: float, n: int) -> list[float]:
-    """Step sizes decaying from ``start`` to ``start / n`` over n steps."""
+    """n step sizes start * (cos-decay from 1 to ~0, plus 1/n): from start * (1 + 1/n) to ~start / n."""
     return [start * (0.5 * (1 + math.cos(math.pi * i / n)) + 1 / n) for i in range(n)]
 
 

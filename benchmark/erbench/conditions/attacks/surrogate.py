@@ -79,8 +79,8 @@ def coded_bits(model: SplitModel, x: Tensor) -> Tensor:
 
 @torch.no_grad()
 def rounded_rate(model: SplitModel, x: Tensor) -> Tensor:
-    """Real coded bits, ties (coded sizes are whole bytes) broken by the estimated bits of the
-    rounded latents: coded + e / (1 + |e|), a strictly increasing term of less than one bit."""
+    """Real coded bits, ties (coded sizes come in whole 32-bit words) broken by the estimated bits
+    e of the rounded latents: coded + e / (1 + |e|), a strictly increasing term below one bit."""
     est = model(x, rate_quant="round", tail_quant="round").bits().double()
     return coded_bits(model, x) + est / (1 + est.abs())
 
