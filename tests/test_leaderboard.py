@@ -228,3 +228,24 @@ def test_degenerate_and_quick_entries_are_labelled(results):
     assert e.row["degenerate"] and e.row["degenerate_reason"].startswith("near-chance")
     assert "degenerate</span>" in html and "quick protocol</span>" in html
     assert "must not be read as robustness" in render([e])["s/x.html"]
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def test_markdown_table_reads_the_summary_rows(results, run_cli):
+    code, out, err = run_cli("leaderboard", "table", "--results", results)
+    assert code == 0, err
+    summary, _ = read_results(results / "complete_hp")
+    rows = [_cells(line) for line in out.splitlines() if line.startswith("| complete_hp |")]
+    assert len(rows) == 3  # headline, overhead per budget, accuracy delta per budget
+    worst = summary[summary["condition"] == WORST_RATE].sort_values(["norm", "eps"], ascending=[False, True])
+    assert len(worst) == 8
+    assert rows[1][1:] == [f"{100 * r.overhead:+.1f}% [{100 * r.overhead_ci_low:+.1f}, {100 * r.overhead_ci_high:+.1f}]"
+                           for r in worst.itertuples()]
+    assert rows[2][1:] == [f"{r.accuracy_delta:+.3f} [{r.accuracy_delta_ci_low:+.3f}, {r.accuracy_delta_ci_high:+.3f}]"
+                           for r in worst.itertuples()]
+    no_fog = next(_cells(line) for line in out.splitlines() if line.startswith("| no_fog"))
+    assert no_fog[0].startswith("no_fog (incomplete: 5 cells missing")
+    assert no_fog[6:8] == ["—", "—"]  # the mean corruption overhead and its delta are never partial

@@ -188,6 +188,17 @@ def leaderboard_build(results_dir, out_dir, submissions_dir):
                f"in {time.time() - start:.1f} s")
 
 
+@leaderboard.command("table")
+@click.option("--results", "results_dir", type=click.Path(path_type=Path), default=Path("leaderboard/results"),
+              show_default=True, help="results directory holding <id>/summary.parquet and per_image.parquet")
+def leaderboard_table(results_dir):
+    """Print the leaderboard as Markdown tables (headline, worst case per budget), CIs included."""
+    from erbench.leaderboard.aggregate import load
+    from erbench.leaderboard.table import markdown
+
+    click.echo(markdown(load(results_dir)), nl=False)
+
+
 # --------------------------------------------------------------------------------------------------
 
 
