@@ -12,7 +12,7 @@ from erbench.codec import measure, to_tensor
 from erbench.conditions import CONDITIONS, Cell, Context
 from erbench.conditions.attacks import ATTACKS
 from erbench.conditions.attacks.grid import to_grid, verify
-from erbench.conditions.attacks.surrogate import rate
+from erbench.conditions.attacks.surrogate import rate, rounded_rate_and_prediction, seeded_noise
 from erbench.data.datasets import load_dataset
 from erbench.errors import ErbenchError
 from erbench.models.loader import load_model
@@ -186,6 +186,32 @@ def test_rate_gradient_reaches_the_input_of_the_hyperprior(quant, latents):
     (grad,) = torch.autograd.grad(rate(m, x, quant, gens, 2, latents).sum(), x)
     assert torch.isfinite(grad).all()
     assert (grad.flatten(1).abs().sum(1) > 0).all()
+
+
+@pytest.mark.parametrize("spec", [FACTORIZED, HYPERPRIOR], ids=["fp", "hp"])
+def test_noise_surrogate_shares_the_head_pass_yet_equals_full_model_copies(spec):
+    """rate() runs the head once and draws the copies on the latent; recompute it the long way:
+    every copy through the whole model, the same per-image noise streams."""
+    m, copies = model(spec), 4
+    x = to_tensor(DATA.images[20:26], "cpu").requires_grad_(True)
+    gens = lambda: [torch.Generator().manual_seed(100 + i) for i in range(6)]  # noqa: E731
+    fast = rate(m, x, "noise", gens(), copies)
+    (g_fast,) = torch.autograd.grad(fast.sum(), x)
+    with seeded_noise(gens()):
+        out = m(x.repeat(copies, 1, 1, 1), rate_quant="noise", tail_quant="noise")
+    slow = out.bits().reshape(copies, -1).mean(0)
+    (g_slow,) = torch.autograd.grad(slow.sum(), x)
+    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-3)
+    torch.testing.assert_close(g_fast, g_slow, rtol=1e-4, atol=1e-4 * g_slow.abs().max().item())
+
+
+@pytest.mark.parametrize("spec", [FACTORIZED, HYPERPRIOR], ids=["fp", "hp"])
+def test_rounded_rate_is_the_coded_bits_and_the_decoded_prediction(spec):
+    m, images = model(spec), DATA.images[30:50]
+    score, pred = rounded_rate_and_prediction(m, to_tensor(images, "cpu"))
+    ref = measure(m, images)  # the runner's codec: coder bytes and the tail on the decoded latent
+    np.testing.assert_array_equal(np.floor(score.numpy()), ref["bits_coded"])
+    np.testing.assert_array_equal(pred.numpy(), ref["pred"])
 
 
 @pytest.mark.parametrize("cell", [

@@ -16,7 +16,8 @@ from torch import Tensor
 
 from erbench.conditions.attacks.grid import project, random_point, to_grid
 from erbench.conditions.attacks.pgd import ascend
-from erbench.conditions.attacks.surrogate import coded_bits, cross_entropy, prediction, rate, rounded_rate
+from erbench.conditions.attacks.surrogate import (coded_bits, cross_entropy, prediction, rate, rounded_rate,
+                                                  rounded_rate_and_prediction)
 from erbench.models.split import SplitModel
 
 PAPER_STEP = 0.1  # the published recipe's signed step, clipped back into the ball
@@ -97,8 +98,8 @@ def stealth(t: Target, steps: int) -> Tensor:
         return bits.to(x) * (cross_entropy(t.model, x, pred) - math.log(2)).clamp_min(0)
 
     def score(x: Tensor) -> Tensor:
-        b = rounded_rate(t.model, x)
-        return torch.where(prediction(t.model, x) == pred, b, torch.full_like(b, -math.inf))
+        b, p = rounded_rate_and_prediction(t.model, x)
+        return torch.where(p == pred, b, torch.full_like(b, -math.inf))
 
     return strong(t, steps, penalty, score)
 

@@ -48,20 +48,25 @@ def seeded_noise(gens: list[torch.Generator]) -> Iterator[None]:
         entropy.quantize = original
 
 
-def latent_bits(out: SplitOutput, latents: tuple[str, ...] | None) -> Tensor:
+def latent_bits(likelihoods: dict[str, Tensor], latents: tuple[str, ...] | None) -> Tensor:
     """-sum log2 likelihood per row, over the named latents (None: all)."""
-    names = out.likelihoods if latents is None else latents
-    return sum(-torch.log2(out.likelihoods[k]).flatten(1).sum(1) for k in names)
+    names = likelihoods if latents is None else latents
+    return sum(-torch.log2(likelihoods[k]).flatten(1).sum(1) for k in names)
 
 
 def rate(model: SplitModel, x: Tensor, quant: str, gens: list[torch.Generator], copies: int = 1,
          latents: tuple[str, ...] | None = None) -> Tensor:
-    """Surrogate bits per image (B,), averaged over noise copies for ``quant='noise'``."""
+    """Surrogate bits per image (B,), averaged over noise copies for ``quant='noise'``.
+
+    The head runs once; the noise copies are drawn on the latent (where quantization happens), so
+    the gradient is that of the mean over copies without ``copies`` head passes. The tail is skipped.
+    """
+    y = model.encode(x)
     if quant != "noise":
-        return latent_bits(model(x, rate_quant=quant, tail_quant=quant), latents)
+        return latent_bits(model.entropy(y, quant, quant)[1], latents)
     with seeded_noise(gens):
-        out = model(x.repeat(copies, *([1] * (x.dim() - 1))), rate_quant="noise", tail_quant="noise")
-    return latent_bits(out, latents).reshape(copies, -1).mean(0)
+        _, likelihoods = model.entropy(y.repeat(copies, *([1] * (y.dim() - 1))), "noise", "noise")
+    return latent_bits(likelihoods, latents).reshape(copies, -1).mean(0)
 
 
 def cross_entropy(model: SplitModel, x: Tensor, target: Tensor) -> Tensor:
@@ -72,17 +77,30 @@ def cross_entropy(model: SplitModel, x: Tensor, target: Tensor) -> Tensor:
 @torch.no_grad()
 def coded_bits(model: SplitModel, x: Tensor) -> Tensor:
     """Real coded bits per image, all latents (what the runner reports), float64."""
-    coded = model.compress(x)
+    return _coded_bits(model, model.encode(x))
+
+
+def _coded_bits(model: SplitModel, y: Tensor) -> Tensor:
+    coded = model.entropy.compress(y)
     return torch.tensor([sum(bits) for bits in zip(*(coded.bits_per_sample(k) for k in coded.strings))],
-                        dtype=torch.float64, device=x.device)
+                        dtype=torch.float64, device=y.device)
 
 
 @torch.no_grad()
-def rounded_rate(model: SplitModel, x: Tensor) -> Tensor:
+def rounded_rate_and_prediction(model: SplitModel, x: Tensor) -> tuple[Tensor, Tensor]:
     """Real coded bits, ties (coded sizes come in whole 32-bit words) broken by the estimated bits
-    e of the rounded latents: coded + e / (1 + |e|), a strictly increasing term below one bit."""
-    est = model(x, rate_quant="round", tail_quant="round").bits().double()
-    return coded_bits(model, x) + est / (1 + est.abs())
+    e of the rounded latents: coded + e / (1 + |e|), a strictly increasing term below one bit;
+    and the class the tail predicts from the rounded latent (equal to the decoded one).
+    One head (and defense) pass serves both."""
+    y = model.encode(x)
+    y_hat, likelihoods = model.entropy(y, "round", "round")
+    est = latent_bits(likelihoods, None).double()
+    return _coded_bits(model, y) + est / (1 + est.abs()), model.tail(y_hat).argmax(1)
+
+
+def rounded_rate(model: SplitModel, x: Tensor) -> Tensor:
+    """The real rounded rate of ``rounded_rate_and_prediction``."""
+    return rounded_rate_and_prediction(model, x)[0]
 
 
 @torch.no_grad()
