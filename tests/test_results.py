@@ -73,3 +73,17 @@ def test_degenerate_models_are_flagged():
     assert "near-chance" in degeneracy(0.12, 10, 900.0, 800.0, 1)
     assert "rate collapse" in degeneracy(0.95, 10, 64.0, 2.0, 1)
     assert degeneracy(0.97, 10, 330.0, 280.0, 1) is None
+
+
+def test_printed_summary_names_budgets_in_their_units_and_averages_severities(tmp_path):
+    from erbench.leaderboard.synthetic import synthetic_submission
+    from erbench.report import summary_table
+
+    synthetic_submission(tmp_path, "s", n_images=8)
+    summary, _ = results.read_results(tmp_path / "s")
+    text = summary_table(summary)
+    assert "attack.rate_pgd l2 l2 eps=0.5 " in text and "attack.rate_pgd paper linf eps=8/255 " in text
+    assert not any("/255" in line for line in text.splitlines() if " l2 eps=" in line)
+    snow = summary[summary["condition"] == "corruption.snow"]
+    row = next(line for line in text.splitlines() if line.strip().startswith("corruption.snow ")).split()
+    assert row[1] == "5" and f"{snow['bits_coded_mean'].mean():.0f}" in row and f"{snow['overhead'].max():+.1%}" in row

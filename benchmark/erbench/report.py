@@ -7,6 +7,11 @@ import pandas as pd
 GROUP = ["condition", "variant", "norm", "eps"]
 
 
+def eps_text(norm: str, eps: float) -> str:
+    """L-inf budgets in grey levels (8/255), L2 budgets as they are (1)."""
+    return f"{eps * 255:g}/255" if norm == "linf" else f"{eps:g}"
+
+
 def summary_table(summary: pd.DataFrame) -> str:
     """One line per condition (and attack setting); corruption severities are averaged, worst shown."""
     df = summary.copy()
@@ -14,7 +19,7 @@ def summary_table(summary: pd.DataFrame) -> str:
     rows = []
     for key, g in df.groupby(GROUP, sort=False):
         condition, variant, norm, eps = key
-        name = condition + (f" {variant}" if variant else "") + (f" {norm} eps={eps * 255:g}/255" if eps != "" else "")
+        name = condition + (f" {variant}" if variant else "") + (f" {norm} eps={eps_text(norm, eps)}" if eps != "" else "")
         rows.append({
             "condition": name,
             "cells": len(g),
