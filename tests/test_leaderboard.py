@@ -249,3 +249,16 @@ def test_markdown_table_reads_the_summary_rows(results, run_cli):
     no_fog = next(_cells(line) for line in out.splitlines() if line.startswith("| no_fog"))
     assert no_fog[0].startswith("no_fog (incomplete: 5 cells missing")
     assert no_fog[6:8] == ["—", "—"]  # the mean corruption overhead and its delta are never partial
+
+
+def test_attack_tables_read_every_attack_row(results, run_cli):
+    code, out, err = run_cli("leaderboard", "table", "--results", results, "--attacks", "complete_fp")
+    assert code == 0, err
+    summary, _ = read_results(results / "complete_fp")
+    rows = [_cells(line) for line in out.splitlines() if line.startswith("| rate_pgd paper |")]
+    assert len(rows) == 2  # overhead and accuracy delta, L-inf only
+    paper = summary[(summary["condition"] == "attack.rate_pgd") & (summary["variant"] == "paper")].sort_values("eps")
+    assert rows[0][1:] == [f"{100 * r.overhead:+.1f}% [{100 * r.overhead_ci_low:+.1f}, {100 * r.overhead_ci_high:+.1f}]"
+                           for r in paper.itertuples()]
+    code, _, err = run_cli("leaderboard", "table", "--results", results, "--attacks", "complete_fq")
+    assert code == 2 and "did you mean 'complete_fp'" in err and len(err.strip().splitlines()) == 1

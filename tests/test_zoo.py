@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from conftest import REFERENCE
 
@@ -48,3 +51,14 @@ def test_retraining_is_bit_identical(name, tmp_path):
     entry = ZOO.get(name)
     path = write_entry(entry, build_entry(entry, progress=False), tmp_path)
     assert file_sha256(path.with_suffix(".safetensors")) == load_submission(REFERENCE[name]).weights.sha256
+
+
+def test_initial_weights_are_the_same_in_every_process():
+    """The regression behind a non-reproducible zoo: torch's start-up seed differs per process, so
+    the initial weights must come from the recipe's seed. Two fresh interpreters must agree."""
+    code = ("import hashlib; from erbench.zoo import ZOO, initial_model; "
+            "m = initial_model(ZOO.get('digits_small_cnn_fp_b1e-3')); "
+            "print(hashlib.sha256(b''.join(v.numpy().tobytes() for v in m.weights().values())).hexdigest())")
+    out = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+           for _ in range(2)]
+    assert len(out[0]) == 64 and out[0] == out[1]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from erbench.errors import ErbenchError
+from erbench.errors import ErbenchError, did_you_mean
 
 warnings.filterwarnings("ignore", category=FutureWarning, module="torch.jit")
 
@@ -191,12 +191,22 @@ def leaderboard_build(results_dir, out_dir, submissions_dir):
 @leaderboard.command("table")
 @click.option("--results", "results_dir", type=click.Path(path_type=Path), default=Path("leaderboard/results"),
               show_default=True, help="results directory holding <id>/summary.parquet and per_image.parquet")
-def leaderboard_table(results_dir):
+@click.option("--attacks", "attack_ids", multiple=True, metavar="ID",
+              help="instead: every attack row of these entries (overhead and accuracy delta per variant and budget)")
+def leaderboard_table(results_dir, attack_ids):
     """Print the leaderboard as Markdown tables (headline, worst case per budget), CIs included."""
     from erbench.leaderboard.aggregate import load
-    from erbench.leaderboard.table import markdown
+    from erbench.leaderboard.table import attacks, markdown
 
-    click.echo(markdown(load(results_dir)), nl=False)
+    entries = load(results_dir)
+    if not attack_ids:
+        click.echo(markdown(entries), nl=False)
+        return
+    by_id = {e.id: e for e in entries}
+    for sid in attack_ids:
+        if sid not in by_id:
+            raise ErbenchError(f"no results for '{sid}'{did_you_mean(sid, by_id)}", file=results_dir, field="--attacks")
+    click.echo("\n".join(attacks(by_id[sid]) for sid in attack_ids), nl=False)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -74,3 +74,39 @@ def markdown(entries: list[Entry]) -> str:
         f"### `{WORST_RATE}`: coded-bit overhead at every budget [95% CI]", per_budget(entries, "overhead"),
         f"### `{WORST_RATE}`: accuracy Δ at every budget [95% CI]", per_budget(entries, "accuracy_delta"),
     ]) + "\n"
+
+
+def _attack_rows(e: Entry, norm: str) -> dict[str, dict[float, dict]]:
+    """Attack and worst-case rows of one norm: label -> eps -> row (worst case last)."""
+    out: dict[str, dict[float, dict]] = {}
+    for c in e.cells:
+        if c["kind"] in ("attack", "aggregate") and c["norm"] == norm:
+            name = c["condition"].removeprefix("attack.") + (f" {c['variant']}" if c["variant"] else "")
+            out.setdefault(name, {})[round(c["eps"], 9)] = c
+    worst = WORST_RATE.removeprefix("attack.")
+    return {k: out[k] for k in sorted(out, key=lambda k: (k == worst, k))}
+
+
+def attacks(e: Entry) -> str:
+    """Every attack row of one entry: overhead and accuracy delta per variant and budget, with CIs."""
+    r = e.row
+    parts = [f"#### {e.id}", f"Clean: {r['clean_bits_coded_mean']:,.1f} coded bits per image, accuracy "
+             f"{r['clean_accuracy']:.3f} [{r['clean_accuracy_ci_low']:.3f}, {r['clean_accuracy_ci_high']:.3f}]; "
+             f"defense: {r['defense']}."]
+    for norm, budgets in (("linf", LINF_EPS), ("l2", L2_EPS)):
+        rows = _attack_rows(e, norm)
+        heads = [b[2] for b in BUDGETS if b[0] == norm]
+        for metric, title, fmt in (("overhead", "coded-bit overhead [95% CI]", _pct),
+                                   ("accuracy_delta", "accuracy Δ [95% CI]", _delta)):
+            lines = [f"| {title} | " + " | ".join(heads) + " |", "|---" * (len(heads) + 1) + "|"]
+            for name, by_eps in rows.items():
+                cells = [by_eps.get(round(eps, 9)) for eps in budgets]
+                lines.append(f"| {name} | " + " | ".join(
+                    "—" if c is None else fmt(c[metric], c[f"{metric}_ci_low"], c[f"{metric}_ci_high"]) for c in cells) + " |")
+            parts.append("\n".join(lines))
+    kept = [c for c in e.cells if c["condition"] == "attack.stealth_rate"]
+    if kept:
+        parts.append("stealth_rate kept the clean prediction on "
+                     f"{min(c['prediction_kept_rate'] for c in kept):.1%} to {max(c['prediction_kept_rate'] for c in kept):.1%} "
+                     "of the images.")
+    return "\n\n".join(parts) + "\n"
