@@ -28,14 +28,15 @@ PROVENANCE = [
     ("protocol", _STR, "protocol name, e.g. erbench-v1"),
     ("protocol_quick", _BOOL, "true for a reduced smoke-test protocol: not comparable with the full one"),
     ("erbench_version", _STR, "erbench package version"),
-    ("git_sha", _STR, "git commit of the erbench checkout ('-dirty' if modified, 'unknown' outside git)"),
+    ("git_sha", _STR, "git commit of the erbench checkout when the run started ('-dirty' if modified, "
+                        "'unknown' outside git)"),
     ("weights_sha256", _STR, "sha256 of the weights file"),
     ("manifest_sha256", _STR, "sha256 of the data manifest file"),
     ("dataset_sha256", _STR, "sha256 of the evaluated split (images + labels)"),
     ("torch_version", _STR, "torch version"),
     ("compressai_version", _STR, "compressai version"),
     ("device", _STR, "device the model ran on (cpu, cuda, ...)"),
-    ("created_utc", _STR, "UTC time of the run, ISO 8601"),
+    ("created_utc", _STR, "UTC time the run started, ISO 8601"),
 ]
 SUBMISSION = [
     ("submission_id", _STR, "submission id (YAML file name)"),

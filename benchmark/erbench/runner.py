@@ -125,6 +125,9 @@ def evaluate(
     data = load_dataset(sub.dataset, "test", file=str(spec_path))
     n = min(x for x in (len(data), limit, proto.max_images) if x is not None)
     ctx = Context(data, np.arange(n), model, device, batch_size, Path(cache_dir) if cache_dir else None, progress)
+    # taken before the run: the checkout may change while a long battery runs
+    prov = provenance(protocol=proto.name, quick=proto.quick, weights_sha256=sub.weights.sha256,
+                      manifest_sha256=manifest_sha256(sub.dataset), dataset_sha256=data.sha256, device=device)
 
     frames = []
     for i, cell in enumerate(tqdm(cells, desc=sub.id, disable=not progress, unit="cell")):
@@ -143,8 +146,6 @@ def evaluate(
     meta = {"submission_id": sub.id, "dataset": sub.dataset, "architecture": sub.model.architecture,
             "entropy_model": sub.entropy_model, "beta": sub.beta,
             "defense": sub.defense.label() if defended else "none"}
-    prov = provenance(protocol=proto.name, quick=proto.quick, weights_sha256=sub.weights.sha256,
-                      manifest_sha256=manifest_sha256(sub.dataset), dataset_sha256=data.sha256, device=device)
     for frame in (summary, per_image):
         for key, value in {**meta, **prov}.items():
             frame[key] = value
