@@ -106,7 +106,7 @@ def attacks(e: Entry) -> str:
             parts.append("\n".join(lines))
     kept = [c for c in e.cells if c["condition"] == "attack.stealth_rate"]
     if kept:
-        parts.append("stealth_rate kept the clean prediction on "
-                     f"{min(c['prediction_kept_rate'] for c in kept):.1%} to {max(c['prediction_kept_rate'] for c in kept):.1%} "
-                     "of the images.")
+        lo, hi = (f(c["prediction_kept_rate"] for c in kept) for f in (min, max))
+        span = f"{lo:.1%}" if f"{lo:.1%}" == f"{hi:.1%}" else f"{lo:.1%} to {hi:.1%}"
+        parts.append(f"stealth_rate kept the clean prediction on {span} of the images (every budget).")
     return "\n\n".join(parts) + "\n"
