@@ -19,12 +19,24 @@ from erbench.leaderboard.site import build
 from erbench.leaderboard.synthetic import synthetic_submission
 
 CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[1]
+COMMITTED = ROOT / "leaderboard" / "results"
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists() or importlib.util.find_spec("playwright") is None,
     reason="needs /usr/bin/chromium and the playwright package: run `bash .ci/install_browser.sh`",
 )
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
+
+
+def _serve(site_dir: Path):
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site_dir))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -34,17 +46,21 @@ def site(tmp_path_factory):
         drop = ("attack.worst",) if i == 4 else ()
         synthetic_submission(root / "results", f"entry_{i}", n_images=24, seed=i, drop=drop)
     build(root / "results", root / "site")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root / "site"))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    yield from _serve(root / "site")
+
+
+@pytest.fixture(scope="module")
+def reference_site(tmp_path_factory):
+    """The site of the committed reference results, as the Pages workflow builds it."""
+    if not any(COMMITTED.glob("*/summary.parquet")):
+        pytest.skip("no committed results under leaderboard/results")
+    root = tmp_path_factory.mktemp("reference")
+    build(COMMITTED, root / "site", ROOT / "submissions")
+    yield from _serve(root / "site")
 
 
 @pytest.fixture
-def page(site):
+def page():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -107,4 +123,20 @@ def test_sort_filter_and_figures(site, page, tmp_path):
     page.goto(f"{site}/protocol.html")
     assert page.locator("#aggregation ol li").count() >= 5
     page.screenshot(path=str(shots / "leaderboard_protocol.png"), full_page=True)
+    assert page.errors == []
+
+
+def test_the_committed_reference_results_render(reference_site, page, tmp_path):
+    shots = Path(os.environ.get("ERBENCH_SCREENSHOT_DIR", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    ids = sorted(p.name for p in COMMITTED.iterdir() if p.is_dir())
+    page.goto(f"{reference_site}/index.html")
+    page.wait_for_selector("#fig-rate-accuracy .main-svg")
+    assert sorted(_ids(page)) == ids
+    assert page.locator("#board tbody tr.incomplete, #board tbody tr.degenerate").count() == 0
+    page.screenshot(path=str(shots / "reference_index.png"), full_page=True)
+    page.goto(f"{reference_site}/s/{ids[0]}.html")
+    page.wait_for_function("document.querySelectorAll('[data-fig] svg.main-svg').length >= 7")
+    assert page.locator("text=erbench zoo train").count() >= 1  # metadata read from the YAML
+    page.screenshot(path=str(shots / "reference_submission.png"), full_page=True)
     assert page.errors == []
