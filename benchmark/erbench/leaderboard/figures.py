@@ -12,7 +12,8 @@ import numpy as np
 from erbench.conditions.corruptions import CORRUPTIONS, SEVERITIES
 from erbench.leaderboard.aggregate import HEADLINE, HEADLINE_EPS, WORST_RATE
 
-PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#9d755d", "#eeca3b", "#bab0ac")
+PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#9d755d", "#eeca3b", "#bab0ac",
+           "#ff9da6", "#1b9e77", "#7570b3")  # 12: a defended entry plots 10 attack lines besides the worst case
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
 DIVERGING = [[0, "#2166ac"], [0.25, "#92c5de"], [0.5, "#f7f7f7"], [0.75, "#f4a582"], [1, "#b2182b"]]
 BITS_AXIS = "coded bits per image (range coder)"
