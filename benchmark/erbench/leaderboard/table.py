@@ -6,8 +6,10 @@ import math
 
 from erbench.leaderboard.aggregate import HEADLINE, Entry
 from erbench.protocol import L2_EPS, LINF_EPS, WORST_RATE
+from erbench.report import eps_text
 
-BUDGETS = tuple(("linf", e, f"L∞ {e * 255:g}/255") for e in LINF_EPS) + tuple(("l2", e, f"L2 {e:g}") for e in L2_EPS)
+BUDGETS = tuple((norm, e, f"{label} {eps_text(norm, e)}")
+                for norm, label, grid in (("linf", "L∞", LINF_EPS), ("l2", "L2", L2_EPS)) for e in grid)
 
 
 def _pct(v, lo, hi) -> str:
