@@ -60,7 +60,9 @@ def rate_accuracy(rows: list[dict]) -> dict:
     ticks = [m * 10**k for k in range(1, 8) for m in (1, 2, 3, 5)
              if bits and min(bits) / 1.2 <= m * 10**k <= max(bits) * 1.2]
     layout["xaxis"].update(type="log", tickvals=ticks, ticktext=[f"{t:,}" for t in ticks])
-    layout["yaxis"]["range"] = [0, 1.02]
+    accs = [v for r in rows for v in (r["clean_accuracy"], r["worst_accuracy"]) if not math.isnan(v)]
+    low = math.floor((min(accs, default=0.0) - 0.05) * 10) / 10  # zoom on the entries, axis starts at a 0.1 step
+    layout["yaxis"]["range"] = [max(0.0, low), 1.02]
     return {"data": data, "layout": layout}
 
 
