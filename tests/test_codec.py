@@ -66,6 +66,14 @@ def test_bits_do_not_depend_on_batch_size(model, images):
     assert one["decode_ok"].all() and many["decode_ok"].all()
 
 
+def test_every_stream_is_whole_32_bit_words(model, images):
+    # documented granularity of coded bits (README, protocol page): rANS flushes 32-bit words
+    coded = model.compress(to_tensor(images, "cpu"))
+    sizes = [len(s) for k in coded.strings for s in coded.strings[k]]
+    assert len(sizes) == len(images) * len(model.entropy.latents)
+    assert all(size % 4 == 0 and size > 0 for size in sizes)
+
+
 def test_hyperprior_codes_the_hyper_latent(images):
     model = load_model(load_submission(HYPERPRIOR), HYPERPRIOR)
     m = measure(model, images[:16])
