@@ -262,3 +262,18 @@ def test_attack_tables_read_every_attack_row(results, run_cli):
                            for r in paper.itertuples()]
     code, _, err = run_cli("leaderboard", "table", "--results", results, "--attacks", "complete_fq")
     assert code == 2 and "did you mean 'complete_fp'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_corruption_tables_average_the_five_severities(results, run_cli):
+    code, out, err = run_cli("leaderboard", "table", "--results", results, "--corruptions")
+    assert code == 0, err
+    summary, _ = read_results(results / "complete_fp")
+    means = summary[summary["kind"] == "corruption"].groupby("condition")[["overhead", "accuracy"]].mean()
+    names = _cells(next(line for line in out.splitlines() if line.startswith("| entry |")))[1:]
+    rows = [_cells(line) for line in out.splitlines() if line.startswith("| complete_fp |")]
+    assert len(rows) == 2  # overhead, accuracy
+    assert rows[0][1:] == [f"{means.loc[f'corruption.{n}', 'overhead']:+.0%}" for n in names]
+    assert rows[1][1:] == [f"{means.loc[f'corruption.{n}', 'accuracy']:.2f}" for n in names]
+    no_fog = [_cells(line) for line in out.splitlines() if line.startswith("| no_fog")]
+    assert all(r[1 + names.index("fog")] == "—" for r in no_fog)  # never a mean over fewer severities
+    assert all(r[1 + names.index("snow")] != "—" for r in no_fog)

@@ -193,12 +193,17 @@ def leaderboard_build(results_dir, out_dir, submissions_dir):
               show_default=True, help="results directory holding <id>/summary.parquet and per_image.parquet")
 @click.option("--attacks", "attack_ids", multiple=True, metavar="ID",
               help="instead: every attack row of these entries (overhead and accuracy delta per variant and budget)")
-def leaderboard_table(results_dir, attack_ids):
+@click.option("--corruptions", "by_corruption", is_flag=True,
+              help="instead: per corruption, the mean over severities of overhead and accuracy, every entry")
+def leaderboard_table(results_dir, attack_ids, by_corruption):
     """Print the leaderboard as Markdown tables (headline, worst case per budget), CIs included."""
     from erbench.leaderboard.aggregate import load
-    from erbench.leaderboard.table import attacks, markdown
+    from erbench.leaderboard.table import attacks, corruptions, markdown
 
     entries = load(results_dir)
+    if by_corruption:
+        click.echo(corruptions(entries), nl=False)
+        return
     if not attack_ids:
         click.echo(markdown(entries), nl=False)
         return

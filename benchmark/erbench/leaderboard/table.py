@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from erbench.conditions.corruptions import CORRUPTIONS, SEVERITIES
 from erbench.leaderboard.aggregate import HEADLINE, Entry
 from erbench.protocol import L2_EPS, LINF_EPS, WORST_RATE
 from erbench.report import eps_text
@@ -76,6 +77,25 @@ def markdown(entries: list[Entry]) -> str:
         f"### `{WORST_RATE}`: coded-bit overhead at every budget [95% CI]", per_budget(entries, "overhead"),
         f"### `{WORST_RATE}`: accuracy Δ at every budget [95% CI]", per_budget(entries, "accuracy_delta"),
     ]) + "\n"
+
+
+def _severity_mean(e: Entry, corruption: str, metric: str) -> float | None:
+    """Mean of ``metric`` over severities 1-5 of one corruption; None unless every severity is there."""
+    values = {c["severity"]: c[metric] for c in e.cells if c["condition"] == f"corruption.{corruption}"}
+    return None if set(values) != set(SEVERITIES) else sum(values.values()) / len(values)
+
+
+def corruptions(entries: list[Entry]) -> str:
+    """Per corruption, the mean over severities 1-5 of coded-bit overhead and of accuracy (no CIs: see the site)."""
+    head = "| entry | " + " | ".join(CORRUPTIONS) + " |\n" + "|---" * (len(CORRUPTIONS) + 1) + "|"
+    parts = []
+    for metric, title, fmt in (("overhead", "coded-bit overhead", "{:+.0%}"), ("accuracy", "accuracy", "{:.2f}")):
+        lines = [f"### Corruptions: {title}, mean over severities {SEVERITIES[0]}-{SEVERITIES[-1]}", head]
+        for e in entries:
+            means = (_severity_mean(e, c, metric) for c in CORRUPTIONS)
+            lines.append(f"| {_name(e)} | " + " | ".join("—" if m is None else fmt.format(m) for m in means) + " |")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n"
 
 
 def _attack_rows(e: Entry, norm: str) -> dict[str, dict[float, dict]]:
