@@ -127,18 +127,20 @@ def test_identity_gradient_mode_keeps_the_forward_value_exactly():
     assert torch.equal(out.detach(), ref)
 
 
-@pytest.mark.parametrize("path", [FP_TV, HP_TV], ids=lambda p: p.stem)
-def test_defended_coding_is_lossless_and_cheaper(path):
+@pytest.mark.parametrize("path", DEFENDED, ids=lambda p: p.stem)
+def test_defended_coding_is_lossless_and_acts(path):
+    # cheaper on average is checked on the whole split (slow test below): on a GDN hyperprior the
+    # saving is ~2% and a 16-image subset can go either way
     model = _model(path)
     images = load_dataset("digits").images[:16]
     defended = measure(model, images)
     with model.without_defense():
         plain = measure(model, images)
-    assert defended["decode_ok"].all() and defended["bits_coded"].mean() < plain["bits_coded"].mean()
+    assert defended["decode_ok"].all() and (defended["bits_coded"] != plain["bits_coded"]).any()
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", [FP_TV, HP_TV], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", DEFENDED, ids=lambda p: p.stem)
 def test_defended_clean_accuracy_and_bits(path, record_property):
     """Measured on the whole test split, not hard-coded: the defense lowers clean coded bits at a
     small accuracy cost (docs/defense.md has the numbers)."""
