@@ -35,8 +35,7 @@ DEFAULT_IDS = ("digits_small_cnn_fp_b1e-3", "digits_small_cnn_hp_b1e-4")
 # The TV weight of each defended reference entry: of the sweep's grid (0.05, 0.1, 0.2), the one that
 # saves the most clean bits at about a point of clean accuracy or less (docs/defense.md); default 0.1.
 TV_WEIGHT = {"digits_small_cnn_fp_b1e-3": 0.05, "digits_gdn_cnn_fp_b1e-3": 0.2}
-DEFENDED_IDS = ("digits_small_cnn_fp_b1e-3", "digits_small_cnn_hp_b1e-4", "digits_gdn_cnn_fp_b1e-3",
-                "digits_gdn_cnn_hp_b1e-4")
+DEFENDED_IDS = (*DEFAULT_IDS, "digits_gdn_cnn_fp_b1e-3", "digits_gdn_cnn_hp_b1e-4")
 
 
 def write_yamls(ids: list[str]) -> None:

@@ -277,3 +277,5 @@ def test_corruption_tables_average_the_five_severities(results, run_cli):
     no_fog = [_cells(line) for line in out.splitlines() if line.startswith("| no_fog")]
     assert all(r[1 + names.index("fog")] == "—" for r in no_fog)  # never a mean over fewer severities
     assert all(r[1 + names.index("snow")] != "—" for r in no_fog)
+    code, out, err = run_cli("leaderboard", "table", "--results", results, "--corruptions", "--attacks", "complete_fp")
+    assert code == 2 and "--corruptions" in err and len(err.strip().splitlines()) == 1 and not out

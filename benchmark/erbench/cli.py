@@ -200,6 +200,8 @@ def leaderboard_table(results_dir, attack_ids, by_corruption):
     from erbench.leaderboard.aggregate import load
     from erbench.leaderboard.table import attacks, corruptions, markdown
 
+    if by_corruption and attack_ids:
+        raise ErbenchError("give either --corruptions or --attacks, not both", field="--corruptions")
     entries = load(results_dir)
     if by_corruption:
         click.echo(corruptions(entries), nl=False)
