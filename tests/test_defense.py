@@ -21,7 +21,8 @@ from erbench.defense import (DefenseSpec, LikelihoodTVDefense, likelihood_mask, 
 from erbench.errors import ErbenchError
 from erbench.models.loader import load_model
 from erbench.protocol import PROTOCOLS
-from erbench.runner import _run_cell, evaluate
+from erbench.engine.worker import run_cell
+from erbench.runner import evaluate
 from erbench.spec import load_submission, weights_path
 
 DEFENDED = sorted((ROOT / "submissions" / "reference" / "defended").glob("*.yaml"))
@@ -331,7 +332,7 @@ def test_runner_shows_the_defense_to_adaptive_conditions_only(monkeypatch, adapt
     probe = _Probe(adaptive_probe)
     monkeypatch.setitem(CONDITIONS._entries, "test.probe", probe)
     ctx = Context(load_dataset("digits"), np.arange(4), model, progress=False)
-    frame = _run_cell(Cell("test.probe"), ctx)
+    frame = run_cell(Cell("test.probe"), ctx)
     assert probe.saw is (model.defense if adaptive_probe else None)
     assert model.defense is not None, "the defense is restored and used for coding"
     with model.without_defense():

@@ -1,0 +1,116 @@
+"""Plan: a protocol's cells for one submission, each keyed and costed; shards are slices of a plan.
+
+A cell's key is the sha256 of everything that determines its rows: the protocol, the cell and the
+erbench version of its condition, the submission (id, model spec, weights sha256, defense), the
+dataset (id, sha256), the evaluated image range and the device. Two runs that agree on all of it
+compute the same rows, so a committed part with that key is reused instead of recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from fnmatch import fnmatchcase
+
+from erbench.conditions.base import Cell
+from erbench.errors import ErbenchError
+from erbench.results import SCHEMA_VERSION
+
+# Bump a condition's version when what it computes changes: committed parts of the old version
+# are then recomputed, never reused. Patterns are matched in order; the first match wins.
+CONDITION_VERSIONS = (("corruption.*", "ic1.1.2-compat2"), ("*", "1"))
+
+# Expected cost of a cell in units of one clean pass over its images, per attack iteration where
+# the cell has iterations (measured on the digits track, one thread; see benchmarks/engine.py).
+# It orders cells longest-first and weights the progress bar's ETA; it never changes a result.
+COST_PER_STEP = (
+    ("attack.rate_pgd:paper", 2.0), ("attack.rate_pgd:fgsm", 4.0), ("attack.rate_pgd:*", 2.4),
+    ("attack.stealth_rate:*", 3.2), ("attack.ce_pgd:*", 1.8), ("attack.bpda_rate:unrolled", 30.0),
+    ("attack.bpda_rate:*", 6.0), ("attack.dct_rate:*", 12.0), ("attack.likelihood_weighted_rate:*", 30.0),
+    ("attack.noise:*", 1.0), ("corruption.*:*", 1.5), ("*", 1.0),
+)
+
+
+def _first(table: tuple[tuple[str, object], ...], name: str):
+    return next(value for pattern, value in table if fnmatchcase(name, pattern))
+
+
+def condition_version(condition: str) -> str:
+    return _first(CONDITION_VERSIONS, condition)
+
+
+def cell_cost(cell: Cell) -> float:
+    return _first(COST_PER_STEP, f"{cell.condition}:{cell.variant}") * max(cell.steps or 1, 1)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One cell of one submission: what a worker computes and the store commits."""
+
+    cell: Cell
+    key: str
+    cost: float
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every cell a command asked for, in protocol order, and the identity they share."""
+
+    identity: dict  # protocol, submission, weights, dataset, image range, device (part of every key)
+    tasks: tuple[Task, ...]
+
+    @property
+    def submission_id(self) -> str:
+        return self.identity["submission_id"]
+
+    @property
+    def n_images(self) -> int:
+        return self.identity["images"][1]
+
+    def longest_first(self, tasks: tuple[Task, ...] | None = None) -> list[Task]:
+        return sorted(self.tasks if tasks is None else tasks, key=lambda t: (-t.cost, t.key))
+
+    def shard(self, index: int, count: int) -> tuple[Task, ...]:
+        """Shard ``index`` of ``count`` (0-based): cells dealt longest-first, each to the shard with the
+        least expected cost so far (ties to the lowest shard), so the slices are balanced and the same
+        on every machine."""
+        loads, owner = [0.0] * count, {}
+        for task in self.longest_first():
+            target = min(range(count), key=lambda s: (loads[s], s))
+            loads[target] += task.cost
+            owner[task.key] = target
+        return tuple(t for t in self.tasks if owner[t.key] == index)
+
+    def to_json(self) -> str:
+        return json.dumps({"identity": self.identity,
+                           "tasks": [{"cell": asdict(t.cell), "key": t.key, "cost": t.cost} for t in self.tasks]},
+                          indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        raw = json.loads(text)
+        return cls(raw["identity"], tuple(Task(Cell(**t["cell"]), t["key"], t["cost"]) for t in raw["tasks"]))
+
+
+def cell_key(identity: dict, cell: Cell) -> str:
+    blob = {**identity, "cell": asdict(cell), "condition_version": condition_version(cell.condition)}
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
+
+
+def make_plan(identity: dict, cells: tuple[Cell, ...]) -> Plan:
+    identity = {**identity, "schema_version": SCHEMA_VERSION}
+    return Plan(identity, tuple(Task(c, cell_key(identity, c), cell_cost(c)) for c in cells))
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """'i/n' (1-based, as in an array job) -> (i - 1, n)."""
+    if text is None:
+        return None
+    try:
+        i, n = (int(p) for p in text.split("/"))
+    except ValueError:
+        i, n = 0, 0
+    if not 1 <= i <= n:
+        raise ErbenchError(f"expected i/n with 1 <= i <= n, got {text[:40]!r}", field="--shard")
+    return i - 1, n
