@@ -87,7 +87,7 @@ def schema(results_schema):
 @cli.command("list")
 def list_registered():
     """Show registered architectures, datasets, conditions and protocols."""
-    from erbench.conditions import CONDITIONS
+    from erbench.conditions.catalog import CONDITIONS
     from erbench.data.datasets import DATASETS
     from erbench.models.architectures import ARCHITECTURES
     from erbench.protocol import PROTOCOLS
@@ -99,7 +99,7 @@ def list_registered():
     for name in DATASETS:
         click.echo(f"  {name}")
     click.echo("conditions:")
-    for name, cond in CONDITIONS.items():
+    for name, cond in CONDITIONS.metas():
         click.echo(f"  {name:28s} {cond.kind:10s} {cond.summary}")
     click.echo("protocols:")
     for name, proto in PROTOCOLS.items():

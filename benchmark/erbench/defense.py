@@ -29,13 +29,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
+
+from erbench.spec import DefenseSpec  # noqa: F401  (re-exported: the schema lives with the submission's)
 
 if TYPE_CHECKING:
     from erbench.models.split import SplitModel
@@ -43,27 +44,6 @@ if TYPE_CHECKING:
 GRADIENTS = ("unrolled", "identity")
 NORM_FLOOR = 1e-20  # added under the square root of |p|
 CHECKPOINT_BLOCK = 10  # iterations per checkpointed block in unrolled mode (memory / compute trade)
-
-
-class DefenseSpec(BaseModel):
-    """A submission's input defense, run on the edge device before encoding."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: Literal["likelihood_tv"] = Field(description="likelihood-guided masked total-variation denoising")
-    iterations: int = Field(default=100, ge=1, le=10_000, description="dual projected-gradient iterations")
-    weight: float = Field(default=0.1, gt=0, description="TV weight on the background, [0, 1] pixel units")
-    step: float = Field(default=0.25, gt=0, le=0.25, description="dual step size (converges for <= 1/4)")
-    object_weight: float = Field(default=0.1, ge=0, le=1,
-                                 description="TV weight on the costliest latent positions, as a fraction of weight")
-
-    def label(self) -> str:
-        """The ``defense`` column of the results: name and every parameter."""
-        return (f"{self.name}(weight={self.weight:g},iterations={self.iterations},step={self.step:g},"
-                f"object_weight={self.object_weight:g})")
-
-    def build(self) -> LikelihoodTVDefense:
-        return LikelihoodTVDefense(self.iterations, self.weight, self.step, self.object_weight)
 
 
 def rate_map(model: SplitModel, x: Tensor) -> Tensor:

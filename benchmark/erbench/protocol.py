@@ -5,14 +5,16 @@ rows name the protocol they were run under. A ``quick`` protocol (fewer iteratio
 for smoke tests and CI and is labelled as such in every result row. A submission that declares
 a defense also runs the protocol's ``defended_cells``: adaptive attacks that see the defense
 (docs/defense.md); every other cell's perturbation is computed against the undefended model.
+
+Torch-free: a protocol reads only condition ids and their declared metadata (conditions/catalog.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from erbench.conditions import CONDITIONS, Cell
-from erbench.conditions.corruptions import CORRUPTIONS, SEVERITIES
+from erbench.cells import Cell
+from erbench.conditions.catalog import CONDITIONS, CORRUPTIONS, SEVERITIES
 from erbench.registry import Registry
 
 WORST_RATE = "attack.worst_rate"  # the per-image worst case over the rate attacks (an aggregate row)
@@ -60,7 +62,7 @@ class Protocol:
         """The cells each ``attack.worst_rate`` row needs: every rate attack of the protocol, by (norm, eps)."""
         groups: dict[tuple[str, float], list[Cell]] = {}
         for c in self.cells_for(defended):
-            if getattr(CONDITIONS.get(c.condition), "rate_attack", False):
+            if CONDITIONS.meta(c.condition).rate_attack:
                 groups.setdefault((c.norm, c.eps), []).append(c)
         return {k: tuple(v) for k, v in groups.items()}
 

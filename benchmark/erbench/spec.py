@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from erbench.defense import DefenseSpec
 from erbench.errors import ErbenchError, did_you_mean
+
+if TYPE_CHECKING:
+    from erbench.defense import LikelihoodTVDefense
 
 FAMILIES = ("factorized", "hyperprior")
 
@@ -34,6 +36,28 @@ class Preprocessing(_Strict):
 
     mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+
+class DefenseSpec(_Strict):
+    """A submission's input defense, run on the edge device before encoding."""
+
+    name: Literal["likelihood_tv"] = Field(description="likelihood-guided masked total-variation denoising")
+    iterations: int = Field(default=100, ge=1, le=10_000, description="dual projected-gradient iterations")
+    weight: float = Field(default=0.1, gt=0, description="TV weight on the background, [0, 1] pixel units")
+    step: float = Field(default=0.25, gt=0, le=0.25, description="dual step size (converges for <= 1/4)")
+    object_weight: float = Field(default=0.1, ge=0, le=1,
+                                 description="TV weight on the costliest latent positions, as a fraction of weight")
+
+    def label(self) -> str:
+        """The ``defense`` column of the results: name and every parameter."""
+        return (f"{self.name}(weight={self.weight:g},iterations={self.iterations},step={self.step:g},"
+                f"object_weight={self.object_weight:g})")
+
+    def build(self) -> LikelihoodTVDefense:
+        """The defense module (defense.py, torch), imported here: validating a spec needs no torch."""
+        from erbench.defense import LikelihoodTVDefense
+
+        return LikelihoodTVDefense(self.iterations, self.weight, self.step, self.object_weight)
 
 
 class Submission(_Strict):

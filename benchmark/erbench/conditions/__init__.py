@@ -1,8 +1,8 @@
 """Conditions applied to the test images before coding: clean, corruptions, attacks.
 
-Importing this package registers every condition in ``CONDITIONS``.
+``CONDITIONS`` (``catalog.py``) lists every condition id with its kind, summary and flags without
+importing an implementation; ``CONDITIONS.get(id)`` imports it (attacks import torch).
 """
 
-from erbench.conditions.base import CONDITIONS, Cell, Condition, Context, Generated  # noqa: F401
-from erbench.conditions import attacks, clean, corruptions  # noqa: F401  (registration)
-from erbench.conditions.attacks import adaptive  # noqa: F401  (registration; see docs/defense.md)
+from erbench.conditions.base import CONDITIONS, PARAM_COLUMNS, Cell, Condition, Context, Generated  # noqa: F401
+from erbench.conditions.catalog import CORRUPTIONS, SEVERITIES, ConditionInfo  # noqa: F401

@@ -1,42 +1,24 @@
-"""What a condition is: a named way to turn clean test images into the images that get coded."""
+"""What a condition is: a named way to turn clean test images into the images that get coded.
+
+Conditions are registered in ``catalog.py`` (ids, kinds, summaries, flags; no torch), their
+implementations are imported on first use.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from erbench.cells import PARAM_COLUMNS, Cell  # noqa: F401  (re-exported)
+from erbench.conditions.catalog import CONDITIONS  # noqa: F401  (re-exported)
 from erbench.data.datasets import Dataset
-from erbench.models.split import SplitModel
-from erbench.registry import Registry
 
-
-@dataclass(frozen=True)
-class Cell:
-    """One measured setting: a condition id plus its parameters (each its own typed result column).
-
-    ``eps`` is in [0, 1] pixel units (8/255 for L-inf 8), under the norm given by ``norm``.
-    """
-
-    condition: str
-    severity: int | None = None
-    norm: str | None = None
-    eps: float | None = None
-    variant: str | None = None
-    steps: int | None = None
-    seed: int = 0
-
-    def label(self) -> str:
-        params = [f"{f.name}={getattr(self, f.name):g}" if isinstance(getattr(self, f.name), float)
-                  else f"{f.name}={getattr(self, f.name)}"
-                  for f in fields(self)[1:] if getattr(self, f.name) is not None and f.name != "seed"]
-        return self.condition + (f"[{', '.join(params)}]" if params else "")
-
-
-PARAM_COLUMNS = tuple(f.name for f in fields(Cell))
+if TYPE_CHECKING:
+    from erbench.models.split import SplitModel
 
 
 @dataclass
@@ -72,6 +54,3 @@ class Condition(Protocol):
     summary: str
 
     def generate(self, cell: Cell, ctx: Context) -> Generated: ...
-
-
-CONDITIONS: Registry[Condition] = Registry("condition")

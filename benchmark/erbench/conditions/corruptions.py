@@ -12,18 +12,14 @@ import os
 import tempfile
 import zlib
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
-from erbench.conditions.base import CONDITIONS, Cell, Context, Generated
+from erbench.conditions.base import Cell, Context, Generated
+from erbench.conditions.catalog import CORRUPTIONS, SEVERITIES  # noqa: F401  (re-exported)
 from erbench.conditions.imagecorruptions_compat import imagecorruptions
 
-CORRUPTIONS = (
-    "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
-    "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate",
-    "jpeg_compression", "speckle_noise", "gaussian_blur", "spatter", "saturate",
-)
-SEVERITIES = (1, 2, 3, 4, 5)
 CACHE_CHUNK = 64
 CACHE_VERSION = "ic1.1.2-compat2"
 
@@ -80,5 +76,5 @@ class Corruption:
         return result
 
 
-for _name in CORRUPTIONS:
-    CONDITIONS.register(f"corruption.{_name}", Corruption(_name))
+# registered as "corruption.<name>" in catalog.py (target "erbench.conditions.corruptions:BY_NAME.<name>")
+BY_NAME = SimpleNamespace(**{name: Corruption(name) for name in CORRUPTIONS})

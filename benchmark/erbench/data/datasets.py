@@ -7,13 +7,13 @@ from functools import lru_cache
 
 import numpy as np
 
-from erbench.data.digits import build_digits
 from erbench.data.manifest import Manifest, arrays_sha256, load_manifest, manifest_path
 from erbench.errors import ErbenchError
 from erbench.registry import Registry
 
+# id -> builder returning {split: (images, labels)}; imported on first use (builders may use torch)
 DATASETS: Registry = Registry("dataset")
-DATASETS.register("digits", build_digits)
+DATASETS.register("digits", target="erbench.data.digits:build_digits")
 
 
 @dataclass(frozen=True)

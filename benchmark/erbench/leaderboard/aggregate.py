@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from erbench.conditions import Cell
-from erbench.conditions.corruptions import CORRUPTIONS, SEVERITIES
+from erbench.cells import Cell
+from erbench.conditions.catalog import CORRUPTIONS, SEVERITIES
 from erbench.errors import ErbenchError
 from erbench.metrics import BOOTSTRAP_SAMPLES, CI_LEVEL, cell_metrics
 from erbench.protocol import PROTOCOLS, WORST_RATE

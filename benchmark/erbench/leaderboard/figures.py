@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from erbench.conditions.corruptions import CORRUPTIONS, SEVERITIES
+from erbench.conditions.catalog import CORRUPTIONS, SEVERITIES
 from erbench.leaderboard.aggregate import HEADLINE, HEADLINE_EPS, WORST_RATE
 
 PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#9d755d", "#eeca3b", "#bab0ac",

@@ -19,7 +19,7 @@ import jinja2
 
 import erbench
 from erbench import metrics
-from erbench.conditions import CONDITIONS
+from erbench.conditions.catalog import CONDITIONS
 from erbench.errors import ErbenchError
 from erbench.leaderboard import figures
 from erbench.leaderboard.aggregate import (HEADLINE, HEADLINE_NORM, RULES, WORST, WORST_RATE, Entry, label, load,
@@ -146,11 +146,11 @@ def _submission_page(env: jinja2.Environment, entry: Entry, meta: tuple[Path, Su
 
 def _protocol_page(env: jinja2.Environment, entries: list[Entry]) -> str:
     used = {e.row["protocol"] for e in entries}
-    conditions = {name: (c.kind, c.summary) for name, c in CONDITIONS.items()}
+    conditions = {name: (c.kind, c.summary) for name, c in CONDITIONS.metas()}
     for e in entries:
         for c in e.cells:
             conditions.setdefault(c["condition"], (c["kind"], "not registered in this erbench version"))
-    rate = ", ".join(name for name, c in CONDITIONS.items() if getattr(c, "rate_attack", False))
+    rate = ", ".join(name for name, c in CONDITIONS.metas() if c.rate_attack)
     conditions[WORST_RATE] = ("aggregate", f"per image, the rate attack ({rate}) with the most coded bits at one "
                                            "norm and ε; computed by the runner from the attack cells, not an attack")
     protocols = [(name, p, _grid(p.cells), name in used) for name, p in PROTOCOLS.items()]

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from erbench.conditions import CONDITIONS, Cell
+from erbench.cells import Cell
+from erbench.conditions.catalog import CONDITIONS
 from erbench.metrics import cell_metrics
 from erbench.protocol import PROTOCOLS, WORST_RATE
 from erbench.results import PER_IMAGE_COLUMNS, SUMMARY_COLUMNS, write_results
@@ -21,7 +22,7 @@ from erbench.results import PER_IMAGE_COLUMNS, SUMMARY_COLUMNS, write_results
 def battery(protocol: str = "erbench-v1") -> list[tuple[Cell, str, tuple[Cell, ...]]]:
     """(cell, kind, rate-attack cells it is the worst case of) for every row of the protocol's results."""
     proto = PROTOCOLS.get(protocol)
-    rows = [(c, CONDITIONS.get(c.condition).kind, ()) for c in proto.cells]
+    rows = [(c, CONDITIONS.meta(c.condition).kind, ()) for c in proto.cells]
     worst = proto.worst_case()
     return rows + [(Cell(WORST_RATE, norm=n, eps=e), "aggregate", group) for (n, e), group in worst.items()]
 

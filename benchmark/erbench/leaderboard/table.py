@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from erbench.conditions.corruptions import CORRUPTIONS, SEVERITIES
+from erbench.conditions.catalog import CORRUPTIONS, SEVERITIES
 from erbench.leaderboard.aggregate import HEADLINE, Entry
 from erbench.protocol import L2_EPS, LINF_EPS, WORST_RATE
 from erbench.report import eps_text

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from erbench.models.split import SplitModel
-from erbench.registry import Registry
+from erbench.registry import Registry, resolve
+
+if TYPE_CHECKING:
+    from erbench.models.split import SplitModel
 
 
 @dataclass(frozen=True)
@@ -17,8 +19,7 @@ class Architecture:
     summary: str
 
     def builder(self):
-        module, attr = self.target.split(":")
-        return getattr(importlib.import_module(module), attr)
+        return resolve(self.target)
 
     def parameters(self) -> list[str]:
         return list(inspect.signature(self.builder()).parameters)

@@ -35,7 +35,6 @@ from torch import Tensor
 from erbench.conditions.attacks import Attack, Variant
 from erbench.conditions.attacks.recipes import STRONG_COPIES, Target, cosine, strong
 from erbench.conditions.attacks.surrogate import rate
-from erbench.conditions.base import CONDITIONS
 from erbench.defense import likelihood_mask
 
 DCT_FRACTIONS = {"quarter": 1 / 4, "eighth": 1 / 8}
@@ -228,15 +227,16 @@ class AdaptiveAttack(Attack):
     adaptive = True
 
 
-ADAPTIVE_ATTACKS = (
-    AdaptiveAttack("attack.bpda_rate", "rate attack with BPDA gradients through the defense (variants unrolled, identity)",
-                   {"unrolled": Variant(bpda("unrolled"), None, "iterations"),
-                    "identity": Variant(bpda("identity"), None, "iterations")}, rate_attack=True),
-    AdaptiveAttack("attack.dct_rate", "rate attack restricted to low DCT frequencies (variants quarter, eighth)",
-                   {k: Variant(dct(f), "linf", "iterations") for k, f in DCT_FRACTIONS.items()}, rate_attack=True),
-    AdaptiveAttack("attack.likelihood_weighted_rate",
-                   "rate attack with a per-pixel budget eps x the defense's likelihood mask of the clean image",
-                   {None: Variant(likelihood_weighted, "linf", "iterations")}, rate_attack=True),
-)
-for _attack in ADAPTIVE_ATTACKS:
-    CONDITIONS.register(_attack.name, _attack)
+# registered under their names in conditions/catalog.py (which declares the same summary and flags)
+BPDA_RATE = AdaptiveAttack(
+    "attack.bpda_rate", "rate attack with BPDA gradients through the defense (variants unrolled, identity)",
+    {"unrolled": Variant(bpda("unrolled"), None, "iterations"), "identity": Variant(bpda("identity"), None, "iterations")},
+    rate_attack=True)
+DCT_RATE = AdaptiveAttack(
+    "attack.dct_rate", "rate attack restricted to low DCT frequencies (variants quarter, eighth)",
+    {k: Variant(dct(f), "linf", "iterations") for k, f in DCT_FRACTIONS.items()}, rate_attack=True)
+LIKELIHOOD_WEIGHTED_RATE = AdaptiveAttack(
+    "attack.likelihood_weighted_rate",
+    "rate attack with a per-pixel budget eps x the defense's likelihood mask of the clean image",
+    {None: Variant(likelihood_weighted, "linf", "iterations")}, rate_attack=True)
+ADAPTIVE_ATTACKS = (BPDA_RATE, DCT_RATE, LIKELIHOOD_WEIGHTED_RATE)
