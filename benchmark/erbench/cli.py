@@ -34,7 +34,8 @@ def cli():
 @cli.command()
 @click.argument("submission", type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
-              help="results directory; writes OUT/<id>/summary.parquet and per_image.parquet")
+              help="results directory: OUT/<id>/parts/ (one file per committed cell), then summary.parquet "
+                   "and per_image.parquet once every cell is committed")
 @click.option("--protocol", default="erbench-v1", show_default=True, help="protocol (see `erbench list`)")
 @click.option("--quick", is_flag=True, help="use the quick protocol (<protocol>-quick): smoke tests, labelled as such")
 @click.option("--conditions", "-c", multiple=True,
@@ -44,25 +45,70 @@ def cli():
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="only the first N test images (quick look)")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=Path.home() / ".cache" / "erbench",
               show_default=True, help="cache of corrupted images, shared by all models")
-@click.option("--no-progress", is_flag=True, help="no progress bars")
-def evaluate(submission, out_dir, protocol, quick, conditions, device, batch_size, limit, cache_dir, no_progress):
-    """Evaluate SUBMISSION (a YAML file) under the protocol and write Parquet results."""
+@click.option("--jobs", "-j", default=1, show_default=True, type=click.IntRange(min=1),
+              help="cells computed at once, in worker processes (results do not depend on it)")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
+              help="torch threads per cell (one is fastest for small models on a busy machine)")
+@click.option("--executor", default=None, help="local | process | ray  [default: local, process if --jobs > 1]")
+@click.option("--ray-address", default=None, help="address of a running Ray cluster (--executor ray)")
+@click.option("--shard", default=None, metavar="I/N",
+              help="compute only shard I of N (1-based) of the cells; combine shard outputs with `erbench merge`")
+@click.option("--no-progress", is_flag=True, help="no progress bar")
+def evaluate(submission, out_dir, protocol, quick, conditions, device, batch_size, limit, cache_dir, jobs, threads,
+             executor, ray_address, shard, no_progress):
+    """Evaluate SUBMISSION (a YAML file) under the protocol and write Parquet results.
+
+    Each cell is committed as soon as it is computed: rerunning the same command after an
+    interruption computes only the cells still missing.
+    """
+    click.echo(f"erbench: evaluating {submission} (loading torch)", err=True)
+    from erbench.engine.executors import Resources
+    from erbench.engine.plan import parse_shard
     from erbench.report import summary_table
     from erbench.runner import evaluate as run
 
     _check_device(device)
+    if executor is None:
+        executor = "process" if jobs > 1 else "local"
+    elif executor == "local" and jobs > 1:
+        raise ErbenchError("the local executor runs one cell at a time; use --executor process", field="--jobs")
     start = time.time()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = run(submission, out_dir, protocol=f"{protocol}-quick" if quick else protocol,
                      conditions=tuple(conditions), device=device, batch_size=batch_size, limit=limit,
-                     cache_dir=cache_dir, progress=not no_progress)
+                     cache_dir=cache_dir, executor=executor, shard=parse_shard(shard),
+                     resources=Resources(jobs=jobs, threads=threads, address=ray_address),
+                     progress=not no_progress)
+    seconds = time.time() - start
+    total = len(result.plan.tasks)
+    if result.summary is None:
+        click.echo(f"{result.computed} cells computed in {seconds:.0f} s; {result.path / 'parts'} holds shard "
+                   f"{shard} of the {total}-cell plan. Combine the shards with `erbench merge`.")
+        return
     click.echo(summary_table(result.summary))
     for w in caught:
         if "DEGENERATE" in str(w.message):
             click.secho(f"WARNING: {w.message}", fg="red", bold=True, err=True)
-    click.echo(f"\n{len(result.summary)} cells, {len(result.per_image)} image rows in {time.time() - start:.0f} s")
+    click.echo(f"\n{len(result.summary)} cells ({result.computed} of {total} computed now), "
+               f"{len(result.per_image)} image rows in {seconds:.0f} s")
     click.echo(f"results: {result.path / 'summary.parquet'}\n         {result.path / 'per_image.parquet'}")
+
+
+@cli.command()
+@click.argument("dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
+              help="results directory the merged OUT/<id>/ tables (and parts) are written to")
+def merge(dirs, out_dir):
+    """Combine shard outputs (`evaluate --shard I/N --out DIR`) into the tables of an unsharded run.
+
+    Refuses shards of different plans (protocol, submission, weights, dataset, images, device,
+    condition filter) or of different erbench / torch / compressai versions, naming the conflict.
+    """
+    from erbench.engine.merge import merge as combine
+
+    for sid, store in combine(list(dirs), out_dir).items():
+        click.echo(f"{sid}: {store.path / 'summary.parquet'}")
 
 
 def _check_device(device: str) -> None:

@@ -13,7 +13,7 @@ import json
 from dataclasses import asdict, dataclass
 from fnmatch import fnmatchcase
 
-from erbench.conditions.base import Cell
+from erbench.cells import Cell
 from erbench.errors import ErbenchError
 from erbench.results import SCHEMA_VERSION
 

@@ -155,8 +155,17 @@ class Store:
             pq.write_table(table, tmp)
             os.replace(_durable(tmp), self.parts / f"{task.key}.{_sha256(tmp)[:16]}.parquet")
 
+    def part_file(self, key: str) -> Path:
+        return self._part_files()[key]
+
+    def adopt(self, part: Path) -> None:
+        """Commit a copy of another store's part file (same name, so the same key and checksum)."""
+        with _staged(self.parts, part.name) as tmp:
+            shutil.copyfile(part, tmp)
+            os.replace(_durable(tmp), self.parts / part.name)
+
     def read(self, key: str) -> pd.DataFrame:
-        path = self._part_files()[key]
+        path = self.part_file(key)
         if not _sha256(path).startswith(path.name.split(".")[1]):
             raise ErbenchError("cell part changed on disk while in use; rerun to recompute it", file=path)
         table = pq.read_table(path)

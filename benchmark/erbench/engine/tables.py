@@ -12,7 +12,7 @@ from dataclasses import asdict
 
 import pandas as pd
 
-from erbench.conditions.base import Cell
+from erbench.cells import Cell
 from erbench.data.manifest import load_manifest
 from erbench.engine.plan import Plan
 from erbench.metrics import cell_metrics, degeneracy
