@@ -61,7 +61,7 @@ def evaluate(submission, out_dir, protocol, quick, conditions, device, batch_siz
     Each cell is committed as soon as it is computed: rerunning the same command after an
     interruption computes only the cells still missing.
     """
-    click.echo(f"erbench: evaluating {submission} (loading torch)", err=True)
+    click.echo(f"erbench: evaluating {submission} (loading torch)")
     from erbench.engine.executors import Resources
     from erbench.engine.plan import parse_shard
     from erbench.report import summary_table

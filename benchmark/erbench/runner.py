@@ -76,33 +76,38 @@ def evaluate(
         raise ErbenchError("must be at least 1", field="--batch-size")
     make_executor = EXECUTORS.get(executor, field="--executor")
     settings = Settings(device, batch_size, str(cache_dir) if cache_dir else None, resources.threads)
+    # the driver loads the model first: a bad submission fails here, before anything is written
+    worker.set_threads(resources.threads)
+    worker.forget()
+    ctx = worker.context(str(spec_path), 0, settings)
+    n = min(x for x in (len(ctx.dataset), limit, proto.max_images) if x is not None)
+    prov = provenance(protocol=proto.name, quick=proto.quick, weights_sha256=sub.weights.sha256,
+                      manifest_sha256=manifest_sha256(sub.dataset), dataset_sha256=ctx.dataset.sha256, device=device)
+    columns = _columns(sub, prov)
+    identity = {"protocol": proto.name, "submission_id": sub.id, "spec_sha256": _spec_hash(sub),
+                "defense": columns["defense"], "dataset": sub.dataset, "dataset_sha256": ctx.dataset.sha256,
+                "images": [0, n], "device": device}
+    plan = make_plan(identity, cells)
+    wanted = plan.shard(*shard) if shard else plan.tasks
     store = Store(Path(out_dir), sub.id) if out_dir is not None else MemoryStore()
     with store.locked():
-        # the driver loads the model once, so a bad submission fails here, before any worker starts
-        worker.set_threads(resources.threads)
-        worker.forget()
-        ctx = worker.context(str(spec_path), 0, settings)
-        n = min(x for x in (len(ctx.dataset), limit, proto.max_images) if x is not None)
-        prov = provenance(protocol=proto.name, quick=proto.quick, weights_sha256=sub.weights.sha256,
-                          manifest_sha256=manifest_sha256(sub.dataset), dataset_sha256=ctx.dataset.sha256,
-                          device=device)
-        columns = _columns(sub, prov)
-        identity = {"protocol": proto.name, "submission_id": sub.id, "spec_sha256": _spec_hash(sub),
-                    "defense": columns["defense"], "dataset": sub.dataset, "dataset_sha256": ctx.dataset.sha256,
-                    "images": [0, n], "device": device}
-        plan = make_plan(identity, cells)
-        store.write_plan(plan)
-        wanted = plan.shard(*shard) if shard else plan.tasks
         committed = store.committed()
         jobs = [Job(str(spec_path), t, n, settings, columns) for t in plan.longest_first(wanted)
                 if t.key not in committed]
         tick = CostBar(plan, jobs) if progress else (lambda job: None)
 
+        planned = False
+
         def done(job: Job, frame: pd.DataFrame) -> None:
+            nonlocal planned
+            if not planned:  # with the first part: from then on a shard's output names its plan
+                store.write_plan(plan)
+                planned = True
             store.commit(job.task, frame)
             tick(job)
 
         make_executor(replace(resources, gpus=1 if device.startswith("cuda") else 0)).run(jobs, done)
+        store.write_plan(plan)
         result = Evaluation(plan, len(jobs), path=store.path)
         if store.committed() >= {t.key for t in plan.tasks}:
             result.summary, result.per_image = tables.derive(plan, store.read)

@@ -86,7 +86,11 @@ class RayExecutor:
     def _run(self, jobs: list[Job], done: Done) -> None:
         threads, gpus = self.resources.threads, self.resources.gpus
         task = _task.options(num_cpus=threads, num_gpus=gpus)
-        cpus = int(ray.cluster_resources().get("CPU", 0) // threads)
+        available = ray.cluster_resources()
+        if available.get("GPU", 0) < gpus:  # Ray would wait forever for an infeasible task
+            raise ErbenchError(f"the Ray cluster has {available.get('GPU', 0):g} GPUs; each cell needs {gpus:g}",
+                               field="--device")
+        cpus = int(available.get("CPU", 0) // threads)
         cap = max(self.resources.jobs, cpus, 1)
         queue, pending = iter(jobs), {}
         try:

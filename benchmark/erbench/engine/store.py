@@ -36,7 +36,7 @@ DERIVED_COLUMNS = ("prediction_kept",)  # per-image columns computed from other 
 PART_SCHEMA = pa.schema([f for f in PER_IMAGE_SCHEMA if f.name not in DERIVED_COLUMNS],
                         metadata=PER_IMAGE_SCHEMA.metadata)
 PLAN_FILE, LOCK_FILE, PARTS, STAGING = "plan.json", ".lock", "parts", ".tmp-"
-KEY_META = b"erbench_cell_key"
+KEY_META, SECONDS_META = b"erbench_cell_key", b"erbench_seconds"
 
 
 def _sha256(path: Path) -> str:
@@ -97,7 +97,9 @@ class Store:
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the directory's lock (released by the OS if this process dies), then remove staging
-        files that killed runs left behind."""
+        files that killed runs left behind. A run that fails before committing anything removes the
+        directory it created."""
+        created = not self.path.exists()
         self._make_dirs()
         with open(self.path / LOCK_FILE, "a+") as lock:
             try:
@@ -112,7 +114,12 @@ class Store:
             lock.write(str(os.getpid()))
             lock.flush()
             self._remove_staging()
-            yield
+            try:
+                yield
+            except BaseException:
+                if created and not self._part_files():
+                    shutil.rmtree(self.path, ignore_errors=True)
+                raise
 
     def _make_dirs(self) -> None:
         for d in (self.path.parent, self.path, self.parts):
@@ -150,7 +157,9 @@ class Store:
 
     def commit(self, task: Task, frame: pd.DataFrame) -> None:
         table = to_table(frame, PART_SCHEMA)
-        table = table.replace_schema_metadata({**table.schema.metadata, KEY_META: task.key.encode()})
+        seconds = str(frame.attrs.get("seconds", "")).encode()
+        table = table.replace_schema_metadata({**table.schema.metadata, KEY_META: task.key.encode(),
+                                               SECONDS_META: seconds})
         with _staged(self.parts, task.key) as tmp:
             pq.write_table(table, tmp)
             os.replace(_durable(tmp), self.parts / f"{task.key}.{_sha256(tmp)[:16]}.parquet")
@@ -172,6 +181,11 @@ class Store:
         if table.schema.metadata.get(KEY_META) != key.encode():
             raise ErbenchError("cell part does not hold the cell its name says; delete it", file=path)
         return table.to_pandas()
+
+    def seconds(self, key: str) -> float | None:
+        """Compute time of a committed cell, as its worker measured it."""
+        value = pq.read_schema(self.part_file(key)).metadata.get(SECONDS_META, b"")
+        return float(value) if value else None
 
     def write_plan(self, plan: Plan) -> None:
         with _staged(self.path, PLAN_FILE) as tmp:

@@ -97,10 +97,14 @@ def run_cell(cell, ctx: Context) -> pd.DataFrame:
 
 
 def run(job: Job) -> pd.DataFrame:
-    """Compute one job's rows, submission and provenance columns included."""
-    frame = run_cell(job.task.cell, context(job.spec_path, job.n_images, job.settings))
+    """Compute one job's rows, submission and provenance columns included; ``attrs["seconds"]`` is
+    the cell's compute time (stored with the part, it calibrates the plan's costs)."""
+    ctx = context(job.spec_path, job.n_images, job.settings)
+    start = time.perf_counter()
+    frame = run_cell(job.task.cell, ctx)
     for name, value in job.columns.items():
         frame[name] = value
+    frame.attrs["seconds"] = time.perf_counter() - start
     return frame
 
 
