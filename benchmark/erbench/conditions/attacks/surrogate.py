@@ -8,7 +8,8 @@ Rate surrogates (bits per image, to maximize):
   quantization the coder sees).
 
 ``latents`` picks what is counted: ``("y",)`` (the published loss) or every coded latent.
-Iterates are compared by ``rounded_rate``: the real coded bits of the 8-bit image.
+Iterates are compared by ``rounded_rate``: the real coded bits of the 8-bit image (sized by
+``erbench.models.coded_size``: the coder's exact output, mostly without running the coder).
 
 The entropy model draws its noise from torch's global generator, which would tie an image's noise
 to its position in the batch. ``seeded_noise`` makes every noise draw come from the image's own
@@ -24,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from erbench.models import entropy
+from erbench.models import coded_size, entropy
 from erbench.models.split import SplitModel, SplitOutput
 
 
@@ -81,9 +82,8 @@ def coded_bits(model: SplitModel, x: Tensor) -> Tensor:
 
 
 def _coded_bits(model: SplitModel, y: Tensor) -> Tensor:
-    coded = model.entropy.compress(y)
-    return torch.tensor([sum(bits) for bits in zip(*(coded.bits_per_sample(k) for k in coded.strings))],
-                        dtype=torch.float64, device=y.device)
+    # exactly what model.entropy.compress(y) writes, mostly without running the coder
+    return coded_size.coded_bits(model.entropy, y).to(torch.float64)
 
 
 @torch.no_grad()
