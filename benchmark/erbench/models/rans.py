@@ -12,6 +12,12 @@ import torch
 from compressai.ans import RansDecoder, RansEncoder
 from compressai.entropy_models.entropy_models import EntropyModel
 
+from erbench.errors import ErbenchError
+
+# CompressAI 1.2.8's encoder never returns once an escaped value's raw bits reach 2^28 (about
+# |symbol| >= 1.34e8); refuse such latents instead of hanging.
+MAX_SYMBOL = 2**26
+
 
 class TableCoder:
     """Encodes/decodes per-sample symbol tensors with the tables of one entropy model."""
@@ -33,6 +39,9 @@ class TableCoder:
     def encode(self, symbols: torch.Tensor, indexes: torch.Tensor) -> list[bytes]:
         """One bitstream per sample (first dimension)."""
         encoder = RansEncoder()
+        if symbols.numel() and symbols.abs().max() >= MAX_SYMBOL:
+            raise ErbenchError(f"the model produced latent values beyond +-{MAX_SYMBOL:.3g}, which the range coder "
+                               "cannot code (it never returns on them)")
         symbols = symbols.int().cpu()
         indexes = indexes.int().cpu()
         return [encoder.encode_with_indexes(s.reshape(-1).tolist(), *self._tables_for(i))
