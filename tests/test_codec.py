@@ -114,5 +114,6 @@ def test_latents_the_coder_would_hang_on_are_refused():
     y[1, 0, 0, 0] = 3e8  # an escape whose raw bits reach 2^28: CompressAI's encoder never returns
     with pytest.raises(ErbenchError, match="cannot code"):
         model.entropy.compress(y)
-    y[1, 0, 0, 0] = 2**25  # still coded, losslessly
-    assert torch.equal(model.entropy.decompress(model.entropy.compress(y)), y)
+    y[1, 0, 0, 0] = 2**25  # still coded: decoded to y rounded around the prior's centre
+    with torch.no_grad():
+        assert (model.entropy.decompress(model.entropy.compress(y)) - y).abs().max() <= 0.5
