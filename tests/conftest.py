@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from erbench.cli import main
 
@@ -40,3 +41,13 @@ def copy_submission(tmp_path):
         return dst / src.name
 
     return copy
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """As erbench's workers run: one torch thread (small convolutions on shared cores run several
+    times faster than with torch's default)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -27,11 +27,8 @@ SHARES: dict[str, float] = {}
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def report_fallback_share():
     yield
-    torch.set_num_threads(threads)
     print("\nfallback share:", {k: round(v, 4) for k, v in SHARES.items()})
 
 

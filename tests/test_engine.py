@@ -4,7 +4,6 @@ of one run, worker processes give the same rows, and the committed results still
 from __future__ import annotations
 
 import fcntl
-import os
 from pathlib import Path
 
 import pandas as pd

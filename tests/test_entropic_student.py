@@ -42,13 +42,6 @@ def submission(family: str, file: Path, **extra) -> Submission:
     })
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These convolutions are small: on shared cores, one thread is several times faster than two."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module", params=list(NAMES))

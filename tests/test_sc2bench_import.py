@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 import torch
-from test_entropic_student import one_thread, spread, submission  # noqa: F401 (one_thread: autouse fixture)
+from test_entropic_student import spread, submission
 
 from erbench.errors import ErbenchError
 from erbench.models.loader import load_model
