@@ -70,3 +70,16 @@ def test_cache_and_subsets_give_the_same_pixels(tmp_path):
     np.testing.assert_array_equal(cold, warm)
     np.testing.assert_array_equal(subset, uncached[60:66])
     assert len(list(tmp_path.rglob("*.npy"))) == 2  # chunks 0 and 1
+
+
+def test_a_corrupted_cache_file_is_detected_and_recomputed(tmp_path):
+    cond, cell = CONDITIONS.get("corruption.snow"), Cell("corruption.snow", severity=2)
+    first = cond.generate(cell, _context(range(10), tmp_path)).images
+    (cached,) = (tmp_path / "corruptions").rglob("snow-s2-c0000.*.npy")
+    good = cached.read_bytes()
+    data = bytearray(good)
+    data[-5] ^= 0xFF  # one pixel of the cached chunk
+    cached.write_bytes(bytes(data))
+    again = cond.generate(cell, _context(range(10), tmp_path)).images
+    np.testing.assert_array_equal(again, first)
+    assert cached.read_bytes() == good  # recomputed and rewritten under the same checksum

@@ -3,11 +3,14 @@
 Every image is corrupted with NumPy's global generator seeded from (corruption, severity,
 dataset index), so the same image, corruption and severity give the same pixels on every run and
 for any subset or batch size. Corrupted images are cached on disk in chunks (``--cache-dir``),
-keyed by the dataset's sha256, so ``glass_blur`` is computed once per machine, not per model.
+keyed by the dataset's sha256, so ``glass_blur`` is computed once per machine, not per model;
+each file carries a checksum of its bytes in its name and is recomputed when it does not match.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import tempfile
 import zlib
@@ -38,12 +41,28 @@ def _corrupt_chunk(images: np.ndarray, indices: np.ndarray, name: str, severity:
     return np.stack([corrupt_one(img, name, severity, int(i)) for img, i in zip(images, indices)])
 
 
-def _atomic_save(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+def _load_verified(directory: Path, stem: str) -> np.ndarray | None:
+    """The cached chunk ``<stem>.<sha256[:16]>.npy`` if its bytes match the checksum in its name; a
+    corrupted one is deleted (and recomputed by the caller), never used."""
+    for path in directory.glob(f"{stem}.*.npy"):
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest().startswith(path.name.split(".")[1]):
+            return np.load(io.BytesIO(data))
+        path.unlink(missing_ok=True)
+    return None
+
+
+def _save_verified(directory: Path, stem: str, array: np.ndarray) -> None:
+    """Write by an atomic rename, the checksum in the name (staging files are named ``.tmp-*``:
+    never read, so one left by a killed run is harmless)."""
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    data = buffer.getvalue()
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".npy")
     with os.fdopen(fd, "wb") as f:
-        np.save(f, array)
-    os.replace(tmp, path)
+        f.write(data)
+    os.replace(tmp, directory / f"{stem}.{hashlib.sha256(data).hexdigest()[:16]}.npy")
 
 
 class Corruption:
@@ -64,15 +83,16 @@ class Corruption:
 
     def _chunk(self, ctx: Context, chunk: int, severity: int) -> np.ndarray:
         lo, hi = chunk * CACHE_CHUNK, min((chunk + 1) * CACHE_CHUNK, len(ctx.dataset))
-        path = None
+        stem = f"{self.name}-s{severity}-c{chunk:04d}"
+        directory = None
         if ctx.cache_dir is not None:
-            path = (Path(ctx.cache_dir) / "corruptions" / f"{ctx.dataset.sha256[:16]}-{CACHE_VERSION}"
-                    / f"{self.name}-s{severity}-c{chunk:04d}.npy")
-            if path.is_file():
-                return np.load(path)
+            directory = Path(ctx.cache_dir) / "corruptions" / f"{ctx.dataset.sha256[:16]}-{CACHE_VERSION}"
+            cached = _load_verified(directory, stem)
+            if cached is not None:
+                return cached
         result = _corrupt_chunk(ctx.dataset.images[lo:hi], np.arange(lo, hi), self.name, severity)
-        if path is not None:
-            _atomic_save(path, result)
+        if directory is not None:
+            _save_verified(directory, stem, result)
         return result
 
 
