@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("digits_small_cnn_fp_b1e-3", "digits_small_cnn_hp_b1e-4")
 
 
-def coder_bits(model, y: torch.Tensor) -> torch.Tensor:
-    """The previous surrogate._coded_bits: run the coder, count the bytes."""
+def coder_bits(model, y: torch.Tensor, hyper=None) -> torch.Tensor:
+    """The previous surrogate._coded_bits: run the coder, count the bytes (``hyper`` unused)."""
     coded = model.entropy.compress(y)
     return torch.tensor([sum(b) for b in zip(*(coded.bits_per_sample(k) for k in coded.strings))],
                         dtype=torch.float64, device=y.device)
@@ -63,8 +63,8 @@ def attack(model, data, n: int, steps: int) -> None:
     cell = Cell("attack.rate_pgd", norm="linf", eps=8 / 255, variant="strong", steps=steps)
     undecided, per_latent = [], coded_size.coded_bits_per_latent
 
-    def counting(entropy, y):
-        bits, mask = per_latent(entropy, y)
+    def counting(entropy, y, hyper=None):
+        bits, mask = per_latent(entropy, y, hyper)
         undecided.append(mask)
         return bits, mask
 

@@ -50,7 +50,9 @@ def trial(reference: list[pd.DataFrame], out: Path, delay: float, jobs: int, gro
     parts = out / SPEC.stem / "parts"
     committed = len(list(parts.glob("*.parquet"))) if parts.is_dir() else 0
     time.sleep(1.5)  # orphaned workers notice their parent is gone within a second
-    subprocess.run(command(out, jobs), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    resumed = subprocess.run(command(out, jobs), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if resumed.returncode:
+        raise RuntimeError(f"resumed run failed (exit {resumed.returncode}):\n{resumed.stderr[-3000:]}")
     for ref, got in zip(reference, tables(out)):
         pd.testing.assert_frame_equal(ref, got)
     staging = [p for p in (out / SPEC.stem).rglob(".tmp-*")]
@@ -66,8 +68,14 @@ def run_trials(trials: int, seed: int, work: Path) -> list[dict]:
     subprocess.run(command(ref_out, 1), check=True, stdout=subprocess.DEVNULL)
     full = time.perf_counter() - start
     reference = tables(ref_out)
-    return [trial(reference, work / f"t{i}", rng.uniform(0.5, full), rng.choice((1, 2)), rng.random() < 0.5)
-            for i in range(trials)]
+    results = []
+    for i in range(trials):
+        results.append(trial(reference, work / f"t{i}", rng.uniform(0.5, full), rng.choice((1, 2)), rng.random() < 0.5))
+        print(f"trial {i:2d}: killed after {results[-1]['delay']:5.1f} s ({'group' if results[-1]['group'] else 'driver'}, "
+              f"--jobs {results[-1]['jobs']}), {results[-1]['committed_at_kill']} cells committed"
+              + (" (had finished)" if results[-1]["finished_before_kill"] else "") + " -> resumed, identical tables",
+              flush=True)
+    return results
 
 
 def main() -> None:
@@ -78,10 +86,6 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     with tempfile.TemporaryDirectory() as tmp:
         results = run_trials(args.trials, args.seed, Path(tmp))
-    for i, r in enumerate(results):
-        print(f"trial {i:2d}: killed after {r['delay']:5.1f} s ({'group' if r['group'] else 'driver'}, "
-              f"--jobs {r['jobs']}), {r['committed_at_kill']} cells committed"
-              + (" (had finished)" if r["finished_before_kill"] else "") + " -> resumed, identical tables")
     print(f"{len(results)} trials: every resumed run equals the uninterrupted one, no staging files left")
 
 

@@ -117,27 +117,33 @@ def _bottleneck_bits(eb, z: Tensor, coder: TableCoder) -> tuple[Tensor, Tensor, 
 
 
 @torch.no_grad()
-def coded_bits_per_latent(entropy: FactorizedPrior | MeanScaleHyperprior, y: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+def coded_bits_per_latent(entropy: FactorizedPrior | MeanScaleHyperprior, y: Tensor,
+                          hyper: tuple[Tensor, Tensor, Tensor] | None = None) -> tuple[dict[str, Tensor], Tensor]:
     """What ``entropy.compress(y).bits_per_sample(k)`` returns, per latent k, as (B,) int64 on
-    y's device; and the (B,) bool mask of samples the real coder had to size."""
+    y's device; and the (B,) bool mask of samples the real coder had to size. ``hyper``: the
+    (z, scales, means) ``entropy.rounded(y)`` computed (hyperprior), not recomputed here."""
     if entropy.family == "factorized":
         bits, undecided, _ = _bottleneck_bits(entropy.bottleneck, y, entropy._tables().coder)
         return {"y": bits}, undecided
     z_coding, y_coder = entropy._tables()
-    z = entropy.hyper_analysis(y)
+    z = entropy.hyper_analysis(y) if hyper is None else hyper[0]
     z_bits, undecided, z_symbols = _bottleneck_bits(entropy.bottleneck, z, z_coding.coder)
     if not bool((z_symbols.abs() <= SAFE).all()):  # the decoded z might differ from z_symbols: no shortcut
         coded = entropy.compress(y)
         bits = {k: torch.tensor(coded.bits_per_sample(k), dtype=torch.int64).to(y.device) for k in coded.strings}
         return bits, torch.ones(y.size(0), dtype=torch.bool, device=y.device)
     # compress derives y's parameters from the decoded z: exactly this, the coder being lossless here
-    z_hat = z_symbols.int().float() + _bottleneck_centre(entropy.bottleneck, z)
-    scales, means = entropy._params(z_hat)
+    # (and equal bit for bit to the rounded z_hat = round(z - median) + median of entropy.rounded)
+    if hyper is None:
+        scales, means = entropy._params(z_symbols.int().float() + _bottleneck_centre(entropy.bottleneck, z))
+    else:
+        scales, means = hyper[1:]
     y_symbols, y_idx = torch.round(y - means), gaussian_indexes(entropy.gaussian, scales)
     y_bits, y_undecided = latent_bits(y_coder, y_symbols, y_idx)
     return {"y": _exact(y_bits, y_undecided, y_coder, y_symbols, y_idx), "z": z_bits}, undecided | y_undecided
 
 
-def coded_bits(entropy: FactorizedPrior | MeanScaleHyperprior, y: Tensor) -> Tensor:
+def coded_bits(entropy: FactorizedPrior | MeanScaleHyperprior, y: Tensor,
+               hyper: tuple[Tensor, Tensor, Tensor] | None = None) -> Tensor:
     """Coded bits per sample (B,) int64, all latents: the sum of ``coded_bits_per_latent``."""
-    return sum(coded_bits_per_latent(entropy, y)[0].values())
+    return sum(coded_bits_per_latent(entropy, y, hyper)[0].values())

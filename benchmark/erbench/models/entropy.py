@@ -112,6 +112,10 @@ class FactorizedPrior(nn.Module):
         y_tail = y_rate if tail_quant == rate_quant else quantize(y, tail_quant, centre)
         return y_tail, {"y": _bottleneck_likelihood(self.bottleneck, y_rate)}
 
+    def rounded(self, y: Tensor) -> tuple[Tensor, dict[str, Tensor], None]:
+        """``forward(y, 'round', 'round')``, plus what sizing the code reuses from it: nothing here."""
+        return (*self(y, "round", "round"), None)
+
     def aux_loss(self) -> Tensor:
         return self.bottleneck.loss()
 
@@ -154,6 +158,15 @@ class MeanScaleHyperprior(nn.Module):
         return scales, means
 
     def forward(self, y: Tensor, rate_quant: str = "round", tail_quant: str = "round"):
+        return self._forward(y, rate_quant, tail_quant)[:2]
+
+    def rounded(self, y: Tensor) -> tuple[Tensor, dict[str, Tensor], tuple[Tensor, Tensor, Tensor]]:
+        """``forward(y, 'round', 'round')``, plus what sizing the code reuses from it (one pass
+        through the hyper networks for both): the hyper-latent z and y's (scales, means) from the
+        rounded z_hat = round(z - median) + median, the very z_hat ``compress`` decodes."""
+        return self._forward(y, "round", "round")
+
+    def _forward(self, y: Tensor, rate_quant: str, tail_quant: str):
         z = self.hyper_analysis(y)
         z_hat = quantize(z, rate_quant, _bottleneck_centre(self.bottleneck, z))
         z_lik = _bottleneck_likelihood(self.bottleneck, z_hat)
@@ -161,7 +174,7 @@ class MeanScaleHyperprior(nn.Module):
         y_rate = quantize(y, rate_quant, means)
         y_lik = self.gaussian.likelihood_lower_bound(self.gaussian._likelihood(y_rate, scales, means))
         y_tail = y_rate if tail_quant == rate_quant else quantize(y, tail_quant, means)
-        return y_tail, {"y": y_lik, "z": z_lik}
+        return y_tail, {"y": y_lik, "z": z_lik}, (z, scales, means)
 
     def aux_loss(self) -> Tensor:
         return self.bottleneck.loss()

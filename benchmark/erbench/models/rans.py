@@ -16,7 +16,7 @@ from erbench.errors import ErbenchError
 
 # CompressAI 1.2.8's encoder never returns once an escaped value's raw bits reach 2^28 (about
 # |symbol| >= 1.34e8); refuse such latents instead of hanging.
-MAX_SYMBOL = 2**26
+MAX_SYMBOL = 2**27 - 2**16  # |symbol - offset| < 2^27 keeps the raw bits below 2^28; offsets are small
 
 
 class TableCoder:

@@ -81,9 +81,9 @@ def coded_bits(model: SplitModel, x: Tensor) -> Tensor:
     return _coded_bits(model, model.encode(x))
 
 
-def _coded_bits(model: SplitModel, y: Tensor) -> Tensor:
+def _coded_bits(model: SplitModel, y: Tensor, hyper: tuple[Tensor, Tensor, Tensor] | None = None) -> Tensor:
     # exactly what model.entropy.compress(y) writes, mostly without running the coder
-    return coded_size.coded_bits(model.entropy, y).to(torch.float64)
+    return coded_size.coded_bits(model.entropy, y, hyper).to(torch.float64)
 
 
 @torch.no_grad()
@@ -91,11 +91,11 @@ def rounded_rate_and_prediction(model: SplitModel, x: Tensor) -> tuple[Tensor, T
     """Real coded bits, ties (coded sizes come in whole 32-bit words) broken by the estimated bits
     e of the rounded latents: coded + e / (1 + |e|), a strictly increasing term below one bit;
     and the class the tail predicts from the rounded latent (equal to the decoded one).
-    One head (and defense) pass serves both."""
+    One head (and defense) pass, and one pass through the hyper networks, serve all three."""
     y = model.encode(x)
-    y_hat, likelihoods = model.entropy(y, "round", "round")
+    y_hat, likelihoods, hyper = model.entropy.rounded(y)
     est = latent_bits(likelihoods, None).double()
-    return _coded_bits(model, y) + est / (1 + est.abs()), model.tail(y_hat).argmax(1)
+    return _coded_bits(model, y, hyper) + est / (1 + est.abs()), model.tail(y_hat).argmax(1)
 
 
 def rounded_rate(model: SplitModel, x: Tensor) -> Tensor:
