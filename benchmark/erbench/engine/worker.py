@@ -29,7 +29,8 @@ from erbench.spec import load_submission
 
 @dataclass(frozen=True)
 class Settings:
-    """How cells are computed, never what: results do not depend on any of these but the device."""
+    """How cells are computed. The device, batch size and threads enter every cell's key (floating
+    point may differ with them); the cache directory never changes a result."""
 
     device: str = "cpu"
     batch_size: int = 64
