@@ -7,7 +7,7 @@
 * ``attack.stealth_rate`` -- maximize the rate while keeping the clean prediction.
 
 Every image's randomness comes from its own generator, seeded from (condition, variant, seed,
-dataset index), so results do not depend on the batch size or the evaluated subset. The returned
+dataset index), so the randomness does not depend on the batch size or the evaluated subset. The returned
 8-bit images are checked to lie in the eps-ball (the runner then measures their real coded bits).
 """
 
