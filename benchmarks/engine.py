@@ -54,6 +54,8 @@ def main() -> None:
     parser.add_argument("--before", default=BEFORE_ENGINE)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--skip-default-threads", action="store_true",
+                        help="leave out 'before, default threads' (about 4x the others on a full battery)")
     args = parser.parse_args()
     spec, sid = args.spec.resolve(), args.spec.stem
     tmp = Path(tempfile.mkdtemp(prefix="erbench-engine-"))
@@ -70,6 +72,8 @@ def main() -> None:
         "after, --jobs 2": (base, ["--jobs", "2"]),
         "before, default threads": (old_env, []),
     }
+    if args.skip_default_threads:
+        del modes["before, default threads"]
     try:
         subprocess.run([sys.executable, "-m", "erbench.cli", "evaluate", *common, "-c", "corruption.*",
                         "--out", str(tmp / "warm")], env=base, check=True, capture_output=True)

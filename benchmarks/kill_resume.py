@@ -63,14 +63,19 @@ def trial(reference: list[pd.DataFrame], out: Path, delay: float, jobs: int, gro
 
 def run_trials(trials: int, seed: int, work: Path) -> list[dict]:
     rng = random.Random(seed)
-    ref_out = work / "reference"
-    start = time.perf_counter()
-    subprocess.run(command(ref_out, 1), check=True, stdout=subprocess.DEVNULL)
-    full = time.perf_counter() - start
-    reference = tables(ref_out)
+    durations = {}
+    for jobs in (1, 2):  # uninterrupted runs: the reference tables, and each --jobs value's duration
+        start = time.perf_counter()
+        subprocess.run(command(work / f"reference{jobs}", jobs), check=True, stdout=subprocess.DEVNULL)
+        durations[jobs] = time.perf_counter() - start
+    reference = tables(work / "reference1")
+    for ref, other in zip(reference, tables(work / "reference2")):
+        pd.testing.assert_frame_equal(ref, other)
     results = []
     for i in range(trials):
-        results.append(trial(reference, work / f"t{i}", rng.uniform(0.5, full), rng.choice((1, 2)), rng.random() < 0.5))
+        jobs = rng.choice((1, 2))
+        delay = rng.uniform(0.5, durations[jobs])  # anywhere from start-up to the final write
+        results.append(trial(reference, work / f"t{i}", delay, jobs, rng.random() < 0.5))
         print(f"trial {i:2d}: killed after {results[-1]['delay']:5.1f} s ({'group' if results[-1]['group'] else 'driver'}, "
               f"--jobs {results[-1]['jobs']}), {results[-1]['committed_at_kill']} cells committed"
               + (" (had finished)" if results[-1]["finished_before_kill"] else "") + " -> resumed, identical tables",
