@@ -74,3 +74,16 @@ def test_the_probe_sees_torch_when_it_is_imported():
     proc = subprocess.run([sys.executable, "-c", "import torch\n" + PROBE, "list"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "imported torch" in proc.stderr
+
+
+def test_merge_imports_no_torch(tmp_path):
+    """Merging shards reads and writes Parquet only: it can run on a machine without the model stack."""
+    from conftest import FACTORIZED
+
+    from erbench.runner import evaluate
+
+    for i in (0, 1):
+        evaluate(FACTORIZED, tmp_path / f"s{i}", protocol="erbench-v1-quick", conditions=("attack.noise",), limit=4,
+                 shard=(i, 2), progress=False)
+    _run(["merge", str(tmp_path / "s0"), str(tmp_path / "s1"), "--out", str(tmp_path / "merged")])
+    assert (tmp_path / "merged" / FACTORIZED.stem / "summary.parquet").is_file()
