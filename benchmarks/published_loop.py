@@ -255,7 +255,6 @@ def main() -> None:
         erbench_run(short, few)
         loop.run(short, few.indices, few.images, few.labels)
 
-    load = os.getloadavg()
     print(f"{args.model}, {args.images} images, {args.repeats} interleaved repetitions, torch threads "
           f"{torch.get_num_threads()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
     print(f"load at start: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")

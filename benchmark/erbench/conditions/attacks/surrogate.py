@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from erbench.models import coded_size, entropy
-from erbench.models.split import SplitModel, SplitOutput
+from erbench.models.split import SplitModel
 
 
 @contextmanager
