@@ -106,12 +106,13 @@ def evaluate(
                 store.write_plan(plan)
                 planned = True
             store.commit(job.task, frame)
+            committed.add(job.task.key)
             tick(job)
 
         make_executor(replace(resources, gpus=1 if device.startswith("cuda") else 0)).run(jobs, done)
         store.write_plan(plan)
         result = Evaluation(plan, len(jobs), path=store.path)
-        if store.committed() >= {t.key for t in plan.tasks}:
+        if committed >= {t.key for t in plan.tasks}:
             result.summary, result.per_image = tables.derive(plan, store.read)
             store.write_tables(result.summary, result.per_image)
     if result.summary is not None and result.summary["degenerate"].iloc[0]:
