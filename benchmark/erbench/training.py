@@ -32,7 +32,7 @@ class Recipe:
     aux_lr: float = 1e-2
     max_shift: int = 2  # random translation in pixels (augmentation)
     seed: int = 0
-    threads: int = 1  # fixed: float reductions then do not depend on the machine, retraining is bit-identical
+    threads: int = 1  # fixed: float reductions then do not depend on the thread count; retraining is bit-identical on one machine
 
     def beta_at(self, epoch: int) -> float:
         if epoch < self.warmup_epochs:
