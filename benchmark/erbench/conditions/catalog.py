@@ -56,6 +56,8 @@ _attack("attack.ce_pgd", f"{_PLAIN}:CE_PGD", "untargeted classification PGD (cro
 _attack("attack.noise", f"{_PLAIN}:NOISE", "random perturbation on the eps-ball's boundary (sign noise for L-inf)")
 _attack("attack.stealth_rate", f"{_PLAIN}:STEALTH_RATE",
         "maximize the coded rate while keeping the clean prediction", rate_attack=True)
+_attack("attack.blackbox_rate", "erbench.conditions.attacks.blackbox:BLACKBOX_RATE",
+        "score-based black-box rate attack (Square Attack) querying only the coded size", rate_attack=True)
 _attack("attack.bpda_rate", f"{_ADAPTIVE}:BPDA_RATE",
         "rate attack with BPDA gradients through the defense (variants unrolled, identity)",
         rate_attack=True, adaptive=True)
