@@ -173,7 +173,7 @@ def _oracle_cells() -> tuple[Cell, ...]:
     """Clean, two corruptions and one cell of every attack recipe of erbench-v1, at one budget each."""
     cells = PROTOCOLS.get("erbench-v1").cells
     pick = [("corruption.glass_blur", None, 3), ("corruption.saturate", None, 1), ("attack.noise", None, 8 / 255),
-            ("attack.ce_pgd", None, 8 / 255), ("attack.rate_pgd", "paper", 8 / 255),
+            ("attack.ce_pgd", None, 8 / 255), ("attack.rate_pgd", "noise_y", 8 / 255),
             ("attack.rate_pgd", "fgsm", 16 / 255), ("attack.rate_pgd", "strong", 2 / 255),
             ("attack.stealth_rate", None, 4 / 255), ("attack.rate_pgd", "l2", 1.0), ("attack.noise", None, 1.0)]
     chosen = [c for c in cells if (c.condition, c.variant, c.severity if c.severity else c.eps) in pick]
@@ -187,7 +187,7 @@ def test_committed_per_image_rows_reproduce_on_the_first_images(spec, tmp_path, 
     per-image independent). L2 rate attacks are not bit-reproducible yet: compared by their mean."""
     oracle = Protocol("erbench-v1", "oracle subset", _oracle_cells())
     monkeypatch.setitem(PROTOCOLS._entries, "erbench-v1", oracle)
-    result = evaluate(spec, None, limit=ORACLE_IMAGES, progress=False, cache_dir=tmp_path)
+    result = evaluate(spec, None, protocol="erbench-v1", limit=ORACLE_IMAGES, progress=False, cache_dir=tmp_path)
     _, committed = read_results(ROOT / "leaderboard" / "results" / spec.stem)
     new = result.per_image[result.per_image["kind"] != "aggregate"]  # worst_rate here is over fewer attacks
     new = new.set_index(KEY + ["image_index"]).sort_index()
@@ -199,3 +199,7 @@ def test_committed_per_image_rows_reproduce_on_the_first_images(spec, tmp_path, 
     same = (new.loc[~drifts, exact].to_numpy() == old.loc[~drifts, exact].to_numpy()).all(axis=1)
     assert same.mean() >= 0.98, new.loc[~drifts][~same]
     assert new.loc[drifts, "bits_coded"].mean() == pytest.approx(old.loc[drifts, "bits_coded"].mean(), rel=0.02)
+    # saturate at severity 1 leaves the grey digits unchanged: flagged noop; every other cell changed them
+    summary = result.summary
+    saturate_1 = (summary["condition"] == "corruption.saturate") & (summary["severity"] == 1)
+    assert summary.loc[saturate_1, "noop"].all() and summary["noop"].sum() == 1

@@ -90,6 +90,25 @@ def test_protocol_cells_are_required_too(results):
     assert not e.row["complete"] and e.missing == ["attack.rate_pgd [L∞ 32/255 · paper · 50 steps]"]
 
 
+def test_noop_corruption_cells_are_excluded_from_the_corruption_mean(results):
+    """Cells flagged noop (every image unchanged) leave the mean and its CI; results written before
+    schema 2 (no noop column) are flagged by a zero maximal perturbation."""
+    summary, images = read_results(results / "complete_fp")
+    noop = (summary["condition"] == "corruption.saturate") & (summary["severity"] <= 3)
+    counted = summary[(summary["kind"] == "corruption") & ~noop]
+    for flagged in (summary.assign(noop=noop),
+                    summary.drop(columns="noop").assign(perturbation_linf_max=summary["perturbation_linf_max"].where(~noop, 0.0))):
+        row = summarize("x", records(flagged), images).row
+        assert row["corruption_noop_cells"] == 3 and len(counted) == 92
+        assert row["corruption_overhead"] == pytest.approx(counted["overhead"].mean(), abs=1e-12)
+        assert row["corruption_accuracy_delta"] == pytest.approx(counted["accuracy_delta"].mean(), abs=1e-12)
+        # the CI is the bootstrap of the per-image mean over the 92 counted cells: it brackets the mean
+        assert row["corruption_overhead_ci_low"] <= row["corruption_overhead"] <= row["corruption_overhead_ci_high"]
+    all_cells = summarize("x", records(summary), images).row
+    assert all_cells["corruption_noop_cells"] == 0
+    assert all_cells["corruption_overhead_ci_low"] != row["corruption_overhead_ci_low"]
+
+
 def test_ambiguous_required_cell_is_an_error(results):
     summary, images = read_results(results / "complete_fp")
     twice = pd.concat([summary, summary[summary["condition"] == "clean"].assign(seed=1)], ignore_index=True)
@@ -241,7 +260,7 @@ def test_markdown_table_reads_the_summary_rows(results, run_cli):
     rows = [_cells(line) for line in out.splitlines() if line.startswith("| complete_hp |")]
     assert len(rows) == 3  # headline, overhead per budget, accuracy delta per budget
     worst = summary[summary["condition"] == WORST_RATE].sort_values(["norm", "eps"], ascending=[False, True])
-    assert len(worst) == 8
+    assert len(worst) == 10  # erbench-v2: 5 L-inf and 5 L2 budgets
     assert rows[1][1:] == [f"{100 * r.overhead:+.1f}% [{100 * r.overhead_ci_low:+.1f}, {100 * r.overhead_ci_high:+.1f}]"
                            for r in worst.itertuples()]
     assert rows[2][1:] == [f"{r.accuracy_delta:+.3f} [{r.accuracy_delta_ci_low:+.3f}, {r.accuracy_delta_ci_high:+.3f}]"

@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: per-image queries, summary noop
 
 _STR, _F64, _I64, _BOOL = pa.string(), pa.float64(), pa.int64(), pa.bool_()
 
@@ -71,6 +71,7 @@ PER_IMAGE = [
     ("decode_ok", _BOOL, "decoded latent equals the rounded latent the tail sees"),
     ("perturbation_linf", _F64, "max |x - x_clean| of the coded 8-bit image, [0, 1] units"),
     ("perturbation_l2", _F64, "||x - x_clean||_2 of the coded 8-bit image, [0, 1] units"),
+    ("queries", _I64, "coded-size queries a black-box attack made for this image (null for other conditions)"),
 ]
 SUMMARY = [
     ("n_images", _I64, "images in the cell"),
@@ -92,6 +93,8 @@ SUMMARY = [
     ("prediction_kept_rate", _F64, "share of images whose prediction equals the clean one"),
     ("perturbation_linf_max", _F64, "largest L-inf perturbation of a coded image, [0, 1] units"),
     ("perturbation_l2_max", _F64, "largest L2 perturbation of a coded image, [0, 1] units"),
+    ("noop", _BOOL, "the condition left every image unchanged (e.g. saturate 1-3 on grey digits): excluded from "
+                    "every aggregate (always false for clean)"),
     ("degenerate", _BOOL, "the model collapsed (near-chance accuracy or rate collapse): never read it as robust"),
     ("degenerate_reason", _STR, "why it is degenerate (null otherwise)"),
 ]

@@ -51,7 +51,7 @@ def _attack(condition: str, target: str, summary: str, *, rate_attack: bool = Fa
 
 _PLAIN, _ADAPTIVE = "erbench.conditions.attacks", "erbench.conditions.attacks.adaptive"
 _attack("attack.rate_pgd", f"{_PLAIN}:RATE_PGD",
-        "maximize the coded rate -log2 p (variants paper, strong, l2, fgsm)", rate_attack=True)
+        "maximize the coded rate -log2 p (variants paper, noise_y, strong, l2, fgsm)", rate_attack=True)
 _attack("attack.ce_pgd", f"{_PLAIN}:CE_PGD", "untargeted classification PGD (cross-entropy to the true label)")
 _attack("attack.noise", f"{_PLAIN}:NOISE", "random perturbation on the eps-ball's boundary (sign noise for L-inf)")
 _attack("attack.stealth_rate", f"{_PLAIN}:STEALTH_RATE",

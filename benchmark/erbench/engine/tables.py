@@ -60,6 +60,7 @@ def _summarize(per_image: pd.DataFrame, cells: list[Cell], num_classes: int, n_s
             prediction_kept_rate=group["prediction_kept"].mean(),
             perturbation_linf_max=group["perturbation_linf"].max(),
             perturbation_l2_max=group["perturbation_l2"].max(),
+            noop=cell.condition != "clean" and bool((group["perturbation_linf"] == 0).all()),
             degenerate=reason is not None, degenerate_reason=reason,
         )
         rows.append(row)

@@ -92,7 +92,7 @@ def run_cell(cell, ctx: Context) -> pd.DataFrame:
     linf, l2 = _perturbation(generated.images, ctx.images)
     frame = pd.DataFrame({**asdict(cell), "kind": condition.kind, "image_index": ctx.indices,
                           "label": ctx.labels, **m, "perturbation_linf": linf, "perturbation_l2": l2,
-                          **generated.extra})
+                          "queries": pd.array([None] * len(linf), dtype="Int64"), **generated.extra})
     frame["correct"] = frame["pred"] == frame["label"]
     return frame
 

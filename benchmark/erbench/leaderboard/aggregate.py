@@ -39,7 +39,10 @@ RULES = (
     "per image, the worst of all rate attacks at that ε. Overhead = mean coded bits / clean mean coded bits - 1; "
     "its CI and the accuracy delta under that attack come from the same row.",
     f"Mean corruption overhead is the equal-weight mean of the overhead of the {len(CORRUPTIONS)} corruptions × "
-    f"{len(SEVERITIES)} severities ({len(CORRUPTION_CELLS)} cells); the mean corruption accuracy delta likewise. "
+    f"{len(SEVERITIES)} severities ({len(CORRUPTION_CELLS)} cells) minus the no-op cells, those that left every "
+    "image unchanged (e.g. saturate at severities 1-3 on the grey digits images: their zero overhead would only "
+    "dilute the mean; the rows are flagged 'noop' and the entry page counts them); the mean corruption accuracy "
+    "delta likewise. "
     f"Their {CI_LEVEL:.0%} CIs come from a paired bootstrap over images ({BOOTSTRAP_SAMPLES} resamples, the "
     "per-cell CIs' seed) of the same statistic: per image, the mean over the cells of its coded bits and correctness "
     "against its clean values (all cells share the clean images, so this equals the mean of the cells' overheads).",
@@ -116,19 +119,28 @@ def records(summary: pd.DataFrame) -> list[dict]:
     return sorted(({k: _none(v) for k, v in r.items()} for r in summary.to_dict("records")), key=_order)
 
 
+def is_noop(cell: dict) -> bool:
+    """The cell left every image unchanged (its ``noop`` column; derived from the perturbation for
+    results written before schema 2)."""
+    if cell.get("noop") is not None:
+        return bool(cell["noop"])
+    return cell["kind"] != "clean" and cell.get("perturbation_linf_max") == 0
+
+
 def _corruption_ci(images: dict[str, np.ndarray], clean_index: np.ndarray, clean_bits: np.ndarray,
-                   clean_correct: np.ndarray) -> dict:
-    """Paired bootstrap CI of the mean corruption overhead and accuracy delta ({} without all per-image rows)."""
-    n, cells = len(clean_index), len(CORRUPTION_CELLS)
-    names = {c.condition for c in CORRUPTION_CELLS}
-    mask = np.fromiter((c in names for c in images["condition"]), bool, len(images["condition"])) \
-        & np.isin(images["severity"], SEVERITIES)
+                   clean_correct: np.ndarray, cells: list[Cell]) -> dict:
+    """Paired bootstrap CI of the mean corruption overhead and accuracy delta over ``cells``
+    ({} without all their per-image rows)."""
+    n = len(clean_index)
+    wanted = {(c.condition, c.severity) for c in cells}
+    mask = np.fromiter(((c, s) in wanted for c, s in zip(images["condition"], images["severity"])), bool,
+                       len(images["condition"]))
     idx = images["image_index"][mask]
     pos = np.searchsorted(clean_index, idx)
-    if n == 0 or (pos >= n).any() or (clean_index[pos] != idx).any() or (np.bincount(pos, minlength=n) != cells).any():
+    if n == 0 or (pos >= n).any() or (clean_index[pos] != idx).any() or (np.bincount(pos, minlength=n) != len(cells)).any():
         return {}
-    bits = np.bincount(pos, weights=images["bits_coded"][mask].astype(np.float64), minlength=n) / cells
-    correct = np.bincount(pos, weights=images["correct"][mask].astype(np.float64), minlength=n) / cells
+    bits = np.bincount(pos, weights=images["bits_coded"][mask].astype(np.float64), minlength=n) / len(cells)
+    correct = np.bincount(pos, weights=images["correct"][mask].astype(np.float64), minlength=n) / len(cells)
     m = cell_metrics(bits, correct, clean_bits, clean_correct)
     return {f"corruption_{k}": m[k] for k in ("overhead_ci_low", "overhead_ci_high", "accuracy_delta_ci_low",
                                               "accuracy_delta_ci_high")}
@@ -167,14 +179,17 @@ def summarize(sid: str, cells: list[dict], images, protocol_cells: tuple[Cell, .
                                                   "overhead_ci_low", "overhead_ci_high"))):
         src = by_head.get(headline_key(cell), [{}])[0]
         row.update({prefix + c: nan if src.get(c) is None else float(src[c]) for c in cols})
-    corr = [by_head[headline_key(c)][0] for c in CORRUPTION_CELLS if headline_key(c) in by_head]
+    corr = {c: by_head[headline_key(c)][0] for c in CORRUPTION_CELLS if headline_key(c) in by_head}
     complete_corr = len(corr) == len(CORRUPTION_CELLS)
+    counted = [c for c, r in corr.items() if not is_noop(r)]
+    row["corruption_noop_cells"] = len(corr) - len(counted)
+    complete_corr = complete_corr and bool(counted)
     for col in ("overhead", "accuracy_delta"):
-        row[f"corruption_{col}"] = float(np.mean([c[col] for c in corr])) if complete_corr else nan
+        row[f"corruption_{col}"] = float(np.mean([corr[c][col] for c in counted])) if complete_corr else nan
 
     clean = _select(images, images["condition"] == "clean")
     clean_bits = clean["bits_coded"]
-    cis = _corruption_ci(images, clean["image_index"], clean_bits, clean["correct"]) if complete_corr else {}
+    cis = _corruption_ci(images, clean["image_index"], clean_bits, clean["correct"], counted) if complete_corr else {}
     for col in ("overhead", "accuracy_delta"):
         for side in ("low", "high"):
             row[f"corruption_{col}_ci_{side}"] = cis.get(f"corruption_{col}_ci_{side}", nan)

@@ -15,11 +15,11 @@ import pandas as pd
 from erbench.cells import Cell
 from erbench.conditions.catalog import CONDITIONS
 from erbench.metrics import cell_metrics
-from erbench.protocol import PROTOCOLS, WORST_RATE
-from erbench.results import PER_IMAGE_COLUMNS, SUMMARY_COLUMNS, write_results
+from erbench.protocol import DEFAULT_PROTOCOL, PROTOCOLS, WORST_RATE
+from erbench.results import PER_IMAGE_COLUMNS, SCHEMA_VERSION, SUMMARY_COLUMNS, write_results
 
 
-def battery(protocol: str = "erbench-v1") -> list[tuple[Cell, str, tuple[Cell, ...]]]:
+def battery(protocol: str = DEFAULT_PROTOCOL) -> list[tuple[Cell, str, tuple[Cell, ...]]]:
     """(cell, kind, rate-attack cells it is the worst case of) for every row of the protocol's results."""
     proto = PROTOCOLS.get(protocol)
     rows = [(c, CONDITIONS.meta(c.condition).kind, ()) for c in proto.cells]
@@ -41,14 +41,14 @@ def _per_image(cell: Cell, kind: str, rng: np.random.Generator, clean_bits: np.n
 
 
 def synthetic_submission(out_dir: Path, sid: str, n_images: int = 32, seed: int = 0, drop: tuple[str, ...] = (),
-                         protocol: str = "erbench-v1") -> Path:
+                         protocol: str = DEFAULT_PROTOCOL) -> Path:
     """Write ``out_dir/sid``; ``drop`` removes the cells whose condition starts with one of these prefixes."""
     rng = np.random.default_rng(seed)
     family = ("factorized", "hyperprior")[seed % 2]
     beta = (1e-3, 1e-4, 1e-5)[seed % 3]
     meta = dict(submission_id=sid, dataset="digits", architecture=f"small_cnn_{family}", entropy_model=family,
                 beta=beta, defense="none")  # columns the schema lacks are dropped by the reindex below
-    prov = dict(schema_version="1", protocol=protocol, protocol_quick=PROTOCOLS.get(protocol).quick,
+    prov = dict(schema_version=SCHEMA_VERSION, protocol=protocol, protocol_quick=PROTOCOLS.get(protocol).quick,
                 erbench_version="0.1.0", git_sha="0" * 40, weights_sha256=f"{seed:064x}", manifest_sha256="a" * 64,
                 dataset_sha256="b" * 64, torch_version="2.14.1", compressai_version="1.2.8", device="cpu",
                 created_utc="2026-01-01T00:00:00+00:00")
@@ -67,19 +67,20 @@ def synthetic_submission(out_dir: Path, sid: str, n_images: int = 32, seed: int 
         else:
             bits, correct = _per_image(cell, kind, rng, clean_bits, labels, strength)
         generated[cell] = bits, correct
+        change = cell.eps or 0.05 * (cell.severity or 0)  # a synthetic perturbation size; 0 only for clean
         clean_correct = generated[Cell("clean")][1]
         cols = {**meta, **asdict(cell), "kind": kind, **prov}
         m = cell_metrics(bits, correct, clean_bits, clean_correct)
         summary.append({**cols, **m, "bits_coded_hyper_mean": 0.0, "bits_estimated_mean": m["bits_coded_mean"] - 50,
                         "decode_ok_all": True, "prediction_kept_rate": float((correct == clean_correct).mean()),
-                        "perturbation_linf_max": cell.eps or 0.0, "perturbation_l2_max": 0.0,
+                        "perturbation_linf_max": change, "perturbation_l2_max": 0.0, "noop": False,
                         "degenerate": False, "degenerate_reason": None})
         scalars.append(cols)
         arrays.append({"image_index": np.arange(n_images), "label": labels, "correct": correct,
                        "pred": np.where(correct, labels, (labels + 1) % 10),
                        "prediction_kept": correct == clean_correct,
                        "bits_coded": bits, "bits_estimated": bits - 50.0,
-                       "perturbation_linf": np.full(n_images, cell.eps or 0.0)})
+                       "perturbation_linf": np.full(n_images, change)})
     per_image = pd.DataFrame(scalars)
     per_image = per_image.loc[per_image.index.repeat(n_images)].reset_index(drop=True)
     per_image = per_image.assign(**{k: np.concatenate([a[k] for a in arrays]) for k in arrays[0]},

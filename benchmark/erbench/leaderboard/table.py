@@ -6,11 +6,17 @@ import math
 
 from erbench.conditions.catalog import CORRUPTIONS, SEVERITIES
 from erbench.leaderboard.aggregate import HEADLINE, Entry
-from erbench.protocol import L2_EPS, LINF_EPS, WORST_RATE
+from erbench.protocol import WORST_RATE
 from erbench.report import eps_text
 
-BUDGETS = tuple((norm, e, f"{label} {eps_text(norm, e)}")
-                for norm, label, grid in (("linf", "L∞", LINF_EPS), ("l2", "L2", L2_EPS)) for e in grid)
+NORM_LABELS = {"linf": "L∞", "l2": "L2"}
+
+
+def budgets(entries: list[Entry], norms=tuple(NORM_LABELS)) -> list[tuple[str, float, str]]:
+    """Every (norm, eps, label) some entry has an attack row at, by norm then eps."""
+    found = {(c["norm"], round(c["eps"], 9)) for e in entries for c in e.cells
+             if c["kind"] in ("attack", "aggregate") and c["norm"] in norms}
+    return [(n, eps, f"{NORM_LABELS[n]} {eps_text(n, eps)}") for n in norms for _, eps in sorted(f for f in found if f[0] == n)]
 
 
 def _pct(v, lo, hi) -> str:
@@ -60,10 +66,11 @@ def _worst_row(e: Entry, norm: str, eps: float) -> dict | None:
 def per_budget(entries: list[Entry], metric: str) -> str:
     """Worst-case rate attack at every budget: ``metric`` 'overhead' (%) or 'accuracy_delta', with CIs."""
     fmt = _pct if metric == "overhead" else _delta
-    lines = ["| entry | " + " | ".join(b[2] for b in BUDGETS) + " |", "|---" * (len(BUDGETS) + 1) + "|"]
+    grid = budgets(entries)
+    lines = ["| entry | " + " | ".join(b[2] for b in grid) + " |", "|---" * (len(grid) + 1) + "|"]
     for e in entries:
         cells = []
-        for norm, eps, _ in BUDGETS:
+        for norm, eps, _ in grid:
             c = _worst_row(e, norm, eps)
             cells.append("—" if c is None else fmt(c[metric], c[f"{metric}_ci_low"], c[f"{metric}_ci_high"]))
         lines.append(f"| {_name(e)} | " + " | ".join(cells) + " |")
@@ -115,14 +122,15 @@ def attacks(e: Entry) -> str:
     parts = [f"#### {e.id}", f"Clean: {r['clean_bits_coded_mean']:,.1f} coded bits per image, accuracy "
              f"{r['clean_accuracy']:.3f} [{r['clean_accuracy_ci_low']:.3f}, {r['clean_accuracy_ci_high']:.3f}]; "
              f"defense: {r['defense']}."]
-    for norm, budgets in (("linf", LINF_EPS), ("l2", L2_EPS)):
+    for norm in NORM_LABELS:
         rows = _attack_rows(e, norm)
-        heads = [b[2] for b in BUDGETS if b[0] == norm]
+        grid = budgets([e], (norm,))
+        heads = [b[2] for b in grid]
         for metric, title, fmt in (("overhead", "coded-bit overhead [95% CI]", _pct),
                                    ("accuracy_delta", "accuracy Δ [95% CI]", _delta)):
             lines = [f"| {title} | " + " | ".join(heads) + " |", "|---" * (len(heads) + 1) + "|"]
             for name, by_eps in rows.items():
-                cells = [by_eps.get(round(eps, 9)) for eps in budgets]
+                cells = [by_eps.get(eps) for _, eps, _ in grid]
                 lines.append(f"| {name} | " + " | ".join(
                     "—" if c is None else fmt(c[metric], c[f"{metric}_ci_low"], c[f"{metric}_ci_high"]) for c in cells) + " |")
             parts.append("\n".join(lines))

@@ -157,8 +157,10 @@ class MeanScaleHyperprior(nn.Module):
         scales, means = self.hyper_synthesis(z_hat.contiguous()).chunk(2, dim=1)
         return scales, means
 
-    def forward(self, y: Tensor, rate_quant: str = "round", tail_quant: str = "round"):
-        return self._forward(y, rate_quant, tail_quant)[:2]
+    def forward(self, y: Tensor, rate_quant: str = "round", tail_quant: str = "round", hyper_quant: str | None = None):
+        """``hyper_quant`` quantizes z (default: ``rate_quant``); the published attack uses noise on z
+        with hard-rounded y (CompressAI's GaussianConditional in eval mode)."""
+        return self._forward(y, rate_quant, tail_quant, hyper_quant)[:2]
 
     def rounded(self, y: Tensor) -> tuple[Tensor, dict[str, Tensor], tuple[Tensor, Tensor, Tensor]]:
         """``forward(y, 'round', 'round')``, plus what sizing the code reuses from it (one pass
@@ -166,9 +168,9 @@ class MeanScaleHyperprior(nn.Module):
         rounded z_hat = round(z - median) + median, the very z_hat ``compress`` decodes."""
         return self._forward(y, "round", "round")
 
-    def _forward(self, y: Tensor, rate_quant: str, tail_quant: str):
+    def _forward(self, y: Tensor, rate_quant: str, tail_quant: str, hyper_quant: str | None = None):
         z = self.hyper_analysis(y)
-        z_hat = quantize(z, rate_quant, _bottleneck_centre(self.bottleneck, z))
+        z_hat = quantize(z, hyper_quant or rate_quant, _bottleneck_centre(self.bottleneck, z))
         z_lik = _bottleneck_likelihood(self.bottleneck, z_hat)
         scales, means = self._params(z_hat)
         y_rate = quantize(y, rate_quant, means)

@@ -1,7 +1,7 @@
 """Adversarial attacks on the entropy model (and the classifier), registered as conditions.
 
 * ``attack.rate_pgd`` -- maximize the coded rate; variants ``paper`` (the published recipe),
-  ``strong``, ``l2`` (strong under L2), ``fgsm`` (one step);
+  ``noise_y`` (erbench-v1's ``paper``: noise on y too), ``strong``, ``l2`` (strong under L2), ``fgsm`` (one step);
 * ``attack.ce_pgd`` -- untargeted classification PGD (what an accuracy attack does to the rate);
 * ``attack.noise`` -- a random perturbation of the same size (the non-adversarial baseline);
 * ``attack.stealth_rate`` -- maximize the rate while keeping the clean prediction.
@@ -79,8 +79,9 @@ def image_seed(cell: Cell, index: int) -> int:
 
 
 # registered under their names in conditions/catalog.py (which declares the same summary and flags)
-RATE_PGD = Attack("attack.rate_pgd", "maximize the coded rate -log2 p (variants paper, strong, l2, fgsm)", {
+RATE_PGD = Attack("attack.rate_pgd", "maximize the coded rate -log2 p (variants paper, noise_y, strong, l2, fgsm)", {
     "paper": Variant(recipes.paper, "linf", "iterations"),
+    "noise_y": Variant(recipes.noise_y, "linf", "iterations"),
     "strong": Variant(recipes.strong, "linf", "iterations"),
     "l2": Variant(recipes.strong, "l2", "iterations"),
     "fgsm": Variant(recipes.fgsm, "linf", "single"),

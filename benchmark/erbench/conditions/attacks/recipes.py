@@ -16,12 +16,12 @@ from torch import Tensor
 
 from erbench.conditions.attacks.grid import project, random_point, to_grid
 from erbench.conditions.attacks.pgd import ascend
-from erbench.conditions.attacks.surrogate import (coded_bits, cross_entropy, prediction, rate, rounded_rate,
-                                                  rounded_rate_and_prediction)
+from erbench.conditions.attacks.surrogate import (coded_bits, cross_entropy, latent_bits, prediction, rate,
+                                                  rounded_rate, rounded_rate_and_prediction, seeded_noise)
 from erbench.models.split import SplitModel
 
-PAPER_STEP = 0.1  # the published recipe's signed step, clipped back into the ball
-PAPER_COPIES = 16  # noise draws averaged per step, published recipe and FGSM
+PAPER_STEP = 0.1  # the published recipe's signed step (EntropyR pgd.py lr), clipped back into the ball
+PAPER_COPIES = 16  # the published recipe's copies per step (n_sample); also noise_y's and FGSM's draws
 STRONG_COPIES = 2  # noise draws per step of strong (2 matched or beat 4, docs/attacks.md)
 CE_STEP = 2.5  # ce_pgd step = CE_STEP * eps / steps (Madry et al.)
 
@@ -50,9 +50,44 @@ class Target:
         return rounded_rate(self.model, x)
 
 
+def published_rate(model: SplitModel, x: Tensor, gens: list[torch.Generator]) -> Tensor:
+    """-log2 p(y) per row as the published attack computes it (EntropyR model_wrapper.AuxModule, the
+    model in eval mode): a hyperprior's y hard-rounded around the predicted means (no gradient
+    through the rounding: it reaches the image only through the predicted scales) with additive
+    noise on z; a factorized prior's y with additive noise. Rows are copy-major (``seeded_noise``)."""
+    y = model.encode(x)
+    with seeded_noise(gens):
+        if model.entropy.family == "hyperprior":
+            likelihoods = model.entropy(y, "round", "round", hyper_quant="noise")[1]
+        else:
+            likelihoods = model.entropy(y, "noise", "noise")[1]
+    return latent_bits(likelihoods, ("y",))
+
+
 def paper(t: Target, steps: int) -> Tensor:
-    """Zhang et al. (ECCV 2024): signed steps of 0.1 from the clean image, mean -log2 p(y) under
-    additive noise averaged over 16 draws, last iterate."""
+    """Zhang et al. (ECCV 2024), EntropyR pgd.py: ``published_iterate`` moved onto the 8-bit grid
+    (erbench's one deviation: what gets coded is an 8-bit image; docs/attacks.md measures it)."""
+    return to_grid(published_iterate(t, steps), t.x0, t.eps, t.norm) / 255
+
+
+def published_iterate(t: Target, steps: int) -> Tensor:
+    """The published attack's last iterate, in continuous pixel space: from the clean image, each
+    step repeats the image 16 times, takes a signed step of 0.1 on every copy along the gradient of
+    that copy's ``published_rate``, averages the 16 stepped copies and clips to the eps-ball and [0, 1]."""
+    lower, upper = (t.x0 - t.eps).clamp(min=0.0), (t.x0 + t.eps).clamp(max=1.0)
+    x = t.x0
+    for _ in range(steps):
+        copies = x.repeat(PAPER_COPIES, *([1] * (x.dim() - 1))).requires_grad_(True)
+        (grad,) = torch.autograd.grad(published_rate(t.model, copies, t.gens).sum(), copies)
+        stepped = (copies.detach() + PAPER_STEP * grad.sign()).reshape(PAPER_COPIES, *x.shape).mean(0)
+        x = torch.min(torch.max(stepped, lower), upper)
+    return x
+
+
+def noise_y(t: Target, steps: int) -> Tensor:
+    """erbench-v1's ``paper``: the published step, schedule and y-only loss, but additive noise on
+    every latent (y included, which makes it much stronger on hyperpriors) and one signed step along
+    the gradient of the loss averaged over the 16 draws, instead of 16 per-copy steps averaged."""
     return ascend(t.x0, t.x0, t.eps, t.norm, [PAPER_STEP] * steps, t.rate("noise", PAPER_COPIES, ("y",)))[0]
 
 
