@@ -26,7 +26,7 @@ from erbench.data.datasets import load_dataset
 from erbench.models.loader import load_model
 from erbench.spec import load_submission
 
-DEFAULT = "digits_small_cnn_hp_b1e-4,digits_small_cnn_fp_b1e-3,digits_gdn_cnn_hp_b1e-4,digits_residual_cnn_hp_b1e-4"
+DEFAULT = "digits_small_cnn_hp_b1e-4,digits_small_cnn_fp_b1e-3,digits_gdn_cnn_hp_b1e-4,digits_res_cnn_hp_b1e-4"
 
 
 def _continuous_bits(model, ctx: Context, cell: Cell) -> float:
