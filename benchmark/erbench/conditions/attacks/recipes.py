@@ -73,13 +73,21 @@ def paper(t: Target, steps: int) -> Tensor:
 def published_iterate(t: Target, steps: int) -> Tensor:
     """The published attack's last iterate, in continuous pixel space: from the clean image, each
     step repeats the image 16 times, takes a signed step of 0.1 on every copy along the gradient of
-    that copy's ``published_rate``, averages the 16 stepped copies and clips to the eps-ball and [0, 1]."""
-    lower, upper = (t.x0 - t.eps).clamp(min=0.0), (t.x0 + t.eps).clamp(max=1.0)
-    x = t.x0
+    that copy's ``published_rate``, averages the 16 stepped copies and clips to the eps-ball and [0, 1].
+
+    One image at a time, as the published loop runs: its 16 copies are the batch, so an image's
+    result never depends on the batch size or on the other images (torch's CPU kernels round a
+    row's results differently in batches of different sizes; erbench.models.blocks)."""
+    return torch.cat([_published_one(t.model, t.x0[i : i + 1], t.eps, steps, t.gens[i]) for i in range(len(t.x0))])
+
+
+def _published_one(model: SplitModel, x0: Tensor, eps: float, steps: int, gen: torch.Generator) -> Tensor:
+    lower, upper = (x0 - eps).clamp(min=0.0), (x0 + eps).clamp(max=1.0)
+    x = x0
     for _ in range(steps):
         copies = x.repeat(PAPER_COPIES, *([1] * (x.dim() - 1))).requires_grad_(True)
-        (grad,) = torch.autograd.grad(published_rate(t.model, copies, t.gens).sum(), copies)
-        stepped = (copies.detach() + PAPER_STEP * grad.sign()).reshape(PAPER_COPIES, *x.shape).mean(0)
+        (grad,) = torch.autograd.grad(published_rate(model, copies, [gen]).sum(), copies)
+        stepped = (copies.detach() + PAPER_STEP * grad.sign()).mean(0, keepdim=True)
         x = torch.min(torch.max(stepped, lower), upper)
     return x
 
