@@ -16,7 +16,7 @@ from erbench.runner import evaluate
 @pytest.mark.slow
 def test_full_battery_on_a_reference_model(tmp_path):
     proto = PROTOCOLS.get("erbench-v1")
-    result = evaluate(HYPERPRIOR, tmp_path / "out", cache_dir=tmp_path / "cache", progress=False,
+    result = evaluate(HYPERPRIOR, tmp_path / "out", protocol="erbench-v1", cache_dir=tmp_path / "cache", progress=False,
                       executor="process", resources=Resources(jobs=2))
     summary, per_image = read_results(result.path)
     base = summary[summary["kind"] != "aggregate"]
