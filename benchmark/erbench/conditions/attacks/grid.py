@@ -5,7 +5,11 @@ what gets coded is an 8-bit image, so every adversarial image is moved onto the 
 *inside* the ball: each pixel offset is rounded to the nearest grey level, and offsets whose
 rounding would leave the ball are truncated toward zero instead (truncation never increases
 |offset|, so the result always fits). For L2 only as many offsets as needed are truncated, those
-with the smallest fractional part first, so the rounded image stays as close as possible.
+with the smallest fractional part first (ties: the lower pixel index first), so the rounded image
+stays as close as possible.
+
+Per-image results do not depend on the batch: norms are taken on blocks of a fixed row count
+(``erbench.models.blocks``), and the L2 rounding sums integers in float64, exactly, so in any order.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import torch
 from torch import Tensor
 
 from erbench.errors import ErbenchError
+from erbench.models.blocks import rowwise
 
 NORMS = ("linf", "l2")
 TOLERANCE = 1e-9  # float slack of the final check, [0, 1] units
@@ -27,7 +32,8 @@ def check_norm(norm: str | None) -> str:
 
 
 def _flat_norm(d: Tensor) -> Tensor:
-    return d.flatten(1).norm(dim=1).reshape(-1, *([1] * (d.dim() - 1)))
+    # in fixed-size blocks: a long row's reduction is split over threads when the batch is small
+    return rowwise(lambda b: b.flatten(1).norm(dim=1), d).reshape(-1, *([1] * (d.dim() - 1)))
 
 
 def project(x: Tensor, x0: Tensor, eps: float, norm: str) -> Tensor:
@@ -71,11 +77,13 @@ def to_grid(x: Tensor, clean: Tensor, eps: float, norm: str) -> Tensor:
     if norm == "linf":
         return c + torch.where(r.abs() > radius, t, r)
     flat_r, flat_t = r.flatten(1), t.flatten(1)
-    excess = (flat_r**2).sum(1) - radius**2
+    # whole grey levels, squared and summed in float64: exact, so independent of summation order
+    r2, t2 = flat_r.double() ** 2, flat_t.double() ** 2
+    excess = r2.sum(1) - radius**2
     # truncating an offset that was rounded away from zero lowers the squared norm by r^2 - t^2
-    gain = flat_r**2 - flat_t**2
+    gain = r2 - t2
     frac = (d.abs() - t.abs()).flatten(1).masked_fill(gain == 0, float("inf"))
-    order = frac.argsort(dim=1)
+    order = frac.argsort(dim=1, stable=True)  # equal fractions: the lower pixel index first
     cum = gain.gather(1, order).cumsum(1)
     needed = (cum < excess[:, None]).sum(1) + 1  # shortest prefix whose gain covers the excess
     take = torch.arange(order.size(1), device=x.device)[None] < torch.where(excess > 0, needed, 0)[:, None]

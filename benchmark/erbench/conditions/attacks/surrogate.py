@@ -13,7 +13,10 @@ Iterates are compared by ``rounded_rate``: the real coded bits of the 8-bit imag
 
 The entropy model draws its noise from torch's global generator, which would tie an image's noise
 to its position in the batch. ``seeded_noise`` makes every noise draw come from the image's own
-generator instead, so results do not depend on the batch size.
+generator instead, so the randomness does not depend on the batch size. Nor does the floating
+point: every function here runs the model on blocks of a fixed row count
+(``erbench.models.blocks.rowwise``; torch's CPU kernels round an image's outputs and gradients
+differently in batches of different sizes), padding rows drawing from generators of their own.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from erbench.models import coded_size, entropy
+from erbench.models.blocks import rowwise
 from erbench.models.split import SplitModel
 
 
@@ -55,6 +59,11 @@ def latent_bits(likelihoods: dict[str, Tensor], latents: tuple[str, ...] | None)
     return sum(-torch.log2(likelihoods[k]).flatten(1).sum(1) for k in names)
 
 
+def _own_generators(gens: list[torch.Generator | None]) -> list[torch.Generator]:
+    """A block's generators, padding rows (None) given fresh ones: they never draw from an image's."""
+    return [g if g is not None else torch.Generator(device="cpu").manual_seed(0) for g in gens]
+
+
 def rate(model: SplitModel, x: Tensor, quant: str, gens: list[torch.Generator], copies: int = 1,
          latents: tuple[str, ...] | None = None) -> Tensor:
     """Surrogate bits per image (B,), averaged over noise copies for ``quant='noise'``.
@@ -62,6 +71,11 @@ def rate(model: SplitModel, x: Tensor, quant: str, gens: list[torch.Generator], 
     The head runs once; the noise copies are drawn on the latent (where quantization happens), so
     the gradient is that of the mean over copies without ``copies`` head passes. The tail is skipped.
     """
+    return rowwise(lambda xb, gb: _rate(model, xb, quant, _own_generators(gb), copies, latents), x, gens)
+
+
+def _rate(model: SplitModel, x: Tensor, quant: str, gens: list[torch.Generator], copies: int,
+          latents: tuple[str, ...] | None) -> Tensor:
     y = model.encode(x)
     if quant != "noise":
         return latent_bits(model.entropy(y, quant, quant)[1], latents)
@@ -72,13 +86,14 @@ def rate(model: SplitModel, x: Tensor, quant: str, gens: list[torch.Generator], 
 
 def cross_entropy(model: SplitModel, x: Tensor, target: Tensor) -> Tensor:
     """Cross-entropy per image of the tail's logits on the rounded latent (straight-through)."""
-    return F.cross_entropy(model(x, rate_quant="ste", tail_quant="ste").logits, target, reduction="none")
+    return rowwise(lambda xb, tb: F.cross_entropy(model(xb, rate_quant="ste", tail_quant="ste").logits, tb,
+                                                  reduction="none"), x, target)
 
 
 @torch.no_grad()
 def coded_bits(model: SplitModel, x: Tensor) -> Tensor:
     """Real coded bits per image, all latents (what the runner reports), float64."""
-    return _coded_bits(model, model.encode(x))
+    return rowwise(lambda xb: _coded_bits(model, model.encode(xb)), x)
 
 
 def _coded_bits(model: SplitModel, y: Tensor, hyper: tuple[Tensor, Tensor, Tensor] | None = None) -> Tensor:
@@ -92,6 +107,10 @@ def rounded_rate_and_prediction(model: SplitModel, x: Tensor) -> tuple[Tensor, T
     e of the rounded latents: coded + e / (1 + |e|), a strictly increasing term below one bit;
     and the class the tail predicts from the rounded latent (equal to the decoded one).
     One head (and defense) pass, and one pass through the hyper networks, serve all three."""
+    return rowwise(lambda xb: _rounded_rate_and_prediction(model, xb), x)
+
+
+def _rounded_rate_and_prediction(model: SplitModel, x: Tensor) -> tuple[Tensor, Tensor]:
     y = model.encode(x)
     y_hat, likelihoods, hyper = model.entropy.rounded(y)
     est = latent_bits(likelihoods, None).double()
@@ -106,4 +125,4 @@ def rounded_rate(model: SplitModel, x: Tensor) -> Tensor:
 @torch.no_grad()
 def prediction(model: SplitModel, x: Tensor) -> Tensor:
     """The class the tail predicts from the rounded latent (equal to the decoded one)."""
-    return model(x, rate_quant="round", tail_quant="round").logits.argmax(1)
+    return rowwise(lambda xb: model(xb, rate_quant="round", tail_quant="round").logits.argmax(1), x)
