@@ -96,8 +96,8 @@ def test_keys_depend_on_what_can_change_the_rows_only(tmp_path):
     base = _run(None, limit=4)
     keys = [t.key for t in base.plan.tasks]
     assert [t.key for t in _run(None, limit=4, executor="process", resources=Resources(jobs=2)).plan.tasks] == keys
-    # batch size and threads are in the key until cells are shown not to depend on them (erbench-v2)
-    assert not set(t.key for t in _run(None, limit=4, batch_size=3).plan.tasks) & set(keys)
+    # no row depends on the batch size or the threads (tests/test_reproducibility.py)
+    assert [t.key for t in _run(None, limit=4, batch_size=3).plan.tasks] == keys
     assert not set(t.key for t in _run(None, limit=5).plan.tasks) & set(keys)
     other = _run(None, limit=4, spec=HYPERPRIOR)
     assert not set(t.key for t in other.plan.tasks) & set(keys)

@@ -68,9 +68,6 @@ def test_adversarial_images_and_coded_bits_do_not_depend_on_batch_size_or_thread
     assert diff.empty, diff.to_string()
 
 
-@pytest.mark.xfail(strict=True, reason="codec.measure runs the model in --batch-size rows, and the estimated "
-                   "bits of an image round differently with the batch size: measure must go through "
-                   "erbench.models.blocks.rowwise (then remove this mark)")
 def test_estimated_bits_do_not_depend_on_batch_size_or_threads(rows):
     diff = _differing(rows, ESTIMATED_COLUMNS)
     assert diff.empty, f"{len(diff)} of {len(rows['reference'])} rows differ"

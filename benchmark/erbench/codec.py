@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from erbench.models.blocks import rowwise
 from erbench.models.split import SplitModel
 
 MEASURE_COLUMNS = (
@@ -59,7 +60,9 @@ def measure_batch(model: SplitModel, x: torch.Tensor) -> dict[str, np.ndarray]:
 
 
 def measure(model: SplitModel, images: np.ndarray, device: str = "cpu", batch_size: int = 64) -> dict[str, np.ndarray]:
-    """Code uint8 NHWC images in batches; per-image columns (see MEASURE_COLUMNS)."""
-    parts = [measure_batch(model, to_tensor(images[i : i + batch_size], device))
+    """Code uint8 NHWC images in batches; per-image columns (see MEASURE_COLUMNS). The model runs on
+    blocks of a fixed row count whatever ``batch_size`` (``erbench.models.blocks``), so an image's
+    columns do not depend on the batch size."""
+    parts = [rowwise(lambda x: measure_batch(model, x), to_tensor(images[i : i + batch_size], device))
              for i in range(0, len(images), batch_size)]
     return {k: np.concatenate([p[k] for p in parts]) for k in MEASURE_COLUMNS}

@@ -2,8 +2,8 @@
 
 A cell's key is the sha256 of everything that determines its rows: the protocol, the cell and the
 erbench version of its condition, the submission (id, model spec, weights sha256, defense), the
-dataset (id, sha256), the evaluated image range, the device, the batch size and the torch threads
-(the runner builds this identity). Two runs that agree on all of it compute the same rows, so a
+dataset (id, sha256), the evaluated image range and the device (the runner builds this identity;
+the batch size and torch threads change no row, tests/test_reproducibility.py). Two runs that agree on all of it compute the same rows, so a
 committed part with that key is reused instead of recomputed.
 """
 

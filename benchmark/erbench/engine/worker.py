@@ -29,8 +29,8 @@ from erbench.spec import load_submission
 
 @dataclass(frozen=True)
 class Settings:
-    """How cells are computed. The device, batch size and threads enter every cell's key (floating
-    point may differ with them); the cache directory never changes a result."""
+    """How cells are computed. The device enters every cell's key; the batch size, the threads and
+    the cache directory change no row (tests/test_reproducibility.py)."""
 
     device: str = "cpu"
     batch_size: int = 64

@@ -36,6 +36,7 @@ from erbench.conditions.attacks import Attack, Variant
 from erbench.conditions.attacks.recipes import STRONG_COPIES, Target, cosine, strong
 from erbench.conditions.attacks.surrogate import rate
 from erbench.defense import likelihood_mask
+from erbench.models.blocks import rowwise
 
 DCT_FRACTIONS = {"quarter": 1 / 4, "eighth": 1 / 8}
 PROJECTION_ROUNDS = 100  # Dykstra rounds between the DCT subspace and the pixel box
@@ -58,11 +59,13 @@ class DefendedTarget(Target):
             return defense(x, self.model)
 
     def rate(self, quant: str, copies: int = 1, latents: tuple[str, ...] | None = None):
-        def objective(x: Tensor) -> Tensor:
+        def block(x: Tensor, gens: list) -> Tensor:
             d = self.defended(x)
             with self.model.without_defense():
-                return rate(self.model, d, quant, self.gens, copies, latents)
-        return objective
+                return rate(self.model, d, quant, gens, copies, latents)
+
+        # the defense runs over the whole block too, so an image's result does not depend on the batch
+        return lambda x: rowwise(block, x, self.gens)
 
 
 def defended_target(t: Target, gradient: str) -> DefendedTarget:
@@ -214,7 +217,7 @@ def dct(fraction: float) -> Callable[[Target, int], Tensor]:
 def likelihood_budget(t: Target) -> Tensor:
     """(N, 1, H, W) per-pixel budget eps * m, m the defense's mask of the clean image (the same
     function the defense computes; it reads the head and entropy model, never the defense)."""
-    return t.eps * likelihood_mask(t.model, t.x0)
+    return t.eps * rowwise(lambda x: likelihood_mask(t.model, x), t.x0)
 
 
 def likelihood_weighted(t: Target, steps: int) -> Tensor:
