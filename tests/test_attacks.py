@@ -75,10 +75,15 @@ def test_the_protocol_has_every_attack_at_every_eps(version, variants, linf_eps,
     assert all(c.steps == 1000 for c in full.cells if c.condition == "attack.blackbox_rate")
 
 
-def test_v2_is_the_default_and_v1_is_unchanged():
+def test_v2_is_the_default_and_v1_is_unchanged(run_cli, tmp_path):
     from erbench.protocol import DEFAULT_PROTOCOL
+    from erbench.results import read_results
 
     assert DEFAULT_PROTOCOL == "erbench-v2"
+    code, _, err = run_cli("evaluate", FACTORIZED, "--limit", "2", "-c", "corruption.fog", "--out", tmp_path,
+                           "--no-progress")
+    assert code == 0, err
+    assert set(read_results(tmp_path / FACTORIZED.stem)[0]["protocol"]) == {"erbench-v2"}  # the CLI's default too
     v1 = PROTOCOLS.get("erbench-v1")
     # erbench-v1's 128 cells; its rate PGD variant that v1 called 'paper' is the one now named noise_y
     assert len(v1.cells) == 128 and not any(c.variant == "paper" for c in v1.cells)

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from erbench.errors import ErbenchError, did_you_mean
+from erbench.protocol import DEFAULT_PROTOCOL
 
 warnings.filterwarnings("ignore", category=FutureWarning, module="torch.jit")
 
@@ -36,7 +37,7 @@ def cli():
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
               help="results directory: OUT/<id>/parts/ (one file per committed cell), then summary.parquet "
                    "and per_image.parquet once every cell is committed")
-@click.option("--protocol", default="erbench-v1", show_default=True, help="protocol (see `erbench list`)")
+@click.option("--protocol", default=DEFAULT_PROTOCOL, show_default=True, help="protocol (see `erbench list`)")
 @click.option("--quick", is_flag=True, help="use the quick protocol (<protocol>-quick): smoke tests, labelled as such")
 @click.option("--conditions", "-c", multiple=True,
               help="glob over condition ids, e.g. 'corruption.*' (repeatable); clean always runs")
