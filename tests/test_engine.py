@@ -4,6 +4,7 @@ of one run, worker processes give the same rows, and the committed results still
 from __future__ import annotations
 
 import fcntl
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -162,6 +163,23 @@ def test_worker_processes_give_the_rows_of_one_process(tmp_path):
                executor="process", resources=Resources(jobs=2))
     assert two.computed == len(two.plan.tasks)
     _same_tables(one.path, two.path)
+
+
+def test_worker_processes_commit_each_cell_as_it_finishes(tmp_path, monkeypatch):
+    """A part is committed as soon as its cell ends, not when the pool is done: a killed --jobs run
+    keeps every finished cell (one worker here, so the cells end one after another)."""
+    from erbench.engine.store import Store
+
+    commits, original = [], Store.commit
+
+    def commit(self, task, frame):
+        commits.append((time.monotonic(), frame.attrs["seconds"]))
+        return original(self, task, frame)
+
+    monkeypatch.setattr(Store, "commit", commit)
+    _run(tmp_path / "out", conditions=("attack.rate_pgd",), limit=8, executor="process", resources=Resources(jobs=1))
+    (first, _), (last, last_seconds) = commits[0], commits[-1]
+    assert len(commits) > 2 and last - first > 0.9 * last_seconds > 0
 
 
 # --- the committed results are the regression oracle ---------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 
 import pandas as pd
@@ -54,7 +54,7 @@ class ProcessExecutor:
             pending = {pool.submit(worker.run, job): job for job in jobs}
             try:
                 while pending:
-                    finished, _ = wait(pending, return_when=FIRST_EXCEPTION)
+                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)  # commit each cell as it ends
                     for future in finished:
                         job = pending.pop(future)
                         done(job, future.result())
