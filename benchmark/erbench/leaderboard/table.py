@@ -41,7 +41,7 @@ def _name(e: Entry) -> str:
 def headline(entries: list[Entry]) -> str:
     """One row per entry: clean operating point, worst-case attack and mean corruption, with CIs."""
     lines = [f"| entry | defense | clean accuracy [95% CI] | clean coded bits | worst-rate overhead, {HEADLINE} | "
-             "accuracy Δ under it | mean corruption overhead (19 × 5) | mean corruption accuracy Δ |", "|---" * 8 + "|"]
+             "accuracy Δ under it | mean corruption overhead (19 × 5 minus no-ops) | mean corruption accuracy Δ |", "|---" * 8 + "|"]
     for e in entries:
         r = e.row
         acc = "—" if math.isnan(r["clean_accuracy"]) else \
