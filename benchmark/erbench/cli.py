@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+import traceback
 import warnings
 from pathlib import Path
 
@@ -46,6 +47,9 @@ def cli():
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="only the first N test images (quick look)")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=Path.home() / ".cache" / "erbench",
               show_default=True, help="cache of corrupted images, shared by all models")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None,
+              help="a real track's local copy (cifar10, imagenet-val-5k; default: $ERBENCH_DATA_<TRACK>, e.g. "
+                   "ERBENCH_DATA_CIFAR10); not part of any result key")
 @click.option("--jobs", "-j", default=1, show_default=True, type=click.IntRange(min=1),
               help="cells computed at once, in worker processes (results do not depend on it)")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
@@ -56,7 +60,7 @@ def cli():
               help="compute only shard I of N (1-based) of the cells; combine shard outputs with `erbench merge`")
 @click.option("--no-progress", is_flag=True, help="no progress bar")
 def evaluate(submission, out_dir, protocol, quick, conditions, device, batch_size, limit, cache_dir, jobs, threads,
-             executor, ray_address, shard, no_progress):
+             executor, ray_address, shard, no_progress, data_root):
     """Evaluate SUBMISSION (a YAML file) under the protocol and write Parquet results.
 
     Each cell is committed as soon as it is computed: rerunning the same command after an
@@ -78,7 +82,7 @@ def evaluate(submission, out_dir, protocol, quick, conditions, device, batch_siz
         warnings.simplefilter("always")
         result = run(submission, out_dir, protocol=f"{protocol}-quick" if quick else protocol,
                      conditions=tuple(conditions), device=device, batch_size=batch_size, limit=limit,
-                     cache_dir=cache_dir, executor=executor, shard=parse_shard(shard),
+                     cache_dir=cache_dir, data_root=data_root, executor=executor, shard=parse_shard(shard),
                      resources=Resources(jobs=jobs, threads=threads, address=ray_address),
                      progress=not no_progress)
     seconds = time.time() - start
@@ -154,25 +158,59 @@ def list_registered():
 
 
 @cli.command()
-@click.argument("submissions", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("submissions", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--limit", default=16, show_default=True, help="test images per condition")
-def check(submissions, limit):
+@click.option("--data-root", type=click.Path(path_type=Path), default=None,
+              help="a real track's local copy (cifar10, imagenet-val-5k; default: $ERBENCH_DATA_<TRACK>, e.g. "
+                   "ERBENCH_DATA_CIFAR10); not part of any result key")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="write a Markdown report: per submission ok or the error, clean accuracy, coded bits, degenerate")
+@click.option("--changed-files", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="NUL-separated paths (`git diff -z --name-only`) the report lists as changed outside submissions/")
+@click.pass_context
+def check(ctx, submissions, limit, report, changed_files, data_root):
     """Seconds-long pre-submission check: validate, load and run SUBMISSIONS on a few images.
 
     Runs clean plus three corruptions through the real coder and verifies lossless decoding and
-    finite outputs; writes nothing. Exit code 2 on the first problem.
+    finite outputs; writes nothing but the --report. Checks every submission; exit code 2 if any
+    fails. With --report, SUBMISSIONS may be empty (the report then lists the changed files only).
     """
+    from erbench.report import CheckRow, check_report
     from erbench.runner import evaluate as run
 
+    if report is None and not submissions:
+        raise ErbenchError("name at least one SUBMISSION (or give --report)", field="SUBMISSIONS")
+    if report is None and changed_files is not None:
+        raise ErbenchError("--changed-files are listed in the report: give --report too", field="--changed-files")
+    rows = []
     for path in submissions:
-        result = run(path, None, conditions=("corruption.snow", "corruption.gaussian_noise", "corruption.contrast"),
-                     limit=limit, progress=False)
-        clean = result.summary.iloc[0]
-        if not result.summary["decode_ok_all"].all():
-            raise ErbenchError("decoded latents differ from the rounded latents (lossy coding)", file=path)
-        flag = f"  DEGENERATE: {clean['degenerate_reason']}" if clean["degenerate"] else ""
-        click.echo(f"ok  {path}: clean accuracy {clean['accuracy']:.3f}, {clean['bits_coded_mean']:.0f} coded bits/image "
+        try:
+            result = run(path, None, conditions=("corruption.snow", "corruption.gaussian_noise", "corruption.contrast"),
+                         limit=limit, data_root=data_root, progress=False)
+            if not result.summary["decode_ok_all"].all():
+                raise ErbenchError("decoded latents differ from the rounded latents (lossy coding)", file=path)
+        except ErbenchError as exc:
+            rows.append(CheckRow(str(path), error=exc.line()))
+        except Exception as exc:  # a submission's own architecture code may raise anything: report it, go on
+            traceback.print_exc()
+            rows.append(CheckRow(str(path), error=f"{type(exc).__name__}: {exc}"))
+        else:
+            clean = result.summary.iloc[0]
+            rows.append(CheckRow(str(path), clean["accuracy"], clean["bits_coded_mean"],
+                                 clean["degenerate_reason"] if clean["degenerate"] else None))
+        r = rows[-1]
+        if r.error is not None:
+            click.echo(f"error: {r.error}", err=True)
+            continue
+        flag = f"  DEGENERATE: {r.degenerate}" if r.degenerate else ""
+        click.echo(f"ok  {path}: clean accuracy {r.accuracy:.3f}, {r.bits_coded:.0f} coded bits/image "
                    f"on {limit} images{flag}")
+    if report is not None:
+        changed = [p for p in changed_files.read_bytes().decode().split("\0") if p] if changed_files else None
+        report.write_text(check_report(rows, limit, changed))
+        click.echo(f"report: {report}")
+    if any(r.error is not None for r in rows):
+        ctx.exit(2)
 
 
 @cli.group()
@@ -207,6 +245,53 @@ def zoo_list():
 
     for name, entry in ZOO.items():
         click.echo(f"{name:36s} {entry.architecture:24s} beta={entry.recipe.beta:g} epochs={entry.recipe.epochs}")
+
+
+# --- real data tracks -----------------------------------------------------------------------------
+
+
+@cli.group()
+def data():
+    """Real data tracks: a local copy of the data, verified against data_manifests/ before use."""
+
+
+_ROOT = click.option("--root", "--data-root", "root", type=click.Path(path_type=Path), default=None,
+                     help="the track's local copy (default: $ERBENCH_DATA_<TRACK>, e.g. ERBENCH_DATA_IMAGENET_VAL_5K)")
+
+
+@data.command("lock")
+@click.argument("track")
+@_ROOT
+def data_lock(track, root):
+    """Pin TRACK's local copy: write data_manifests/TRACK.lock.json (sha256 of every selected file and
+    of the decoded arrays). Run once by a maintainer with the data; commit the lock. Every later
+    load verifies against it."""
+    from erbench.data.datasets import DATASETS
+    from erbench.data.local import lock
+    from erbench.data.manifest import load_manifest
+
+    entry = DATASETS.get(track, field="TRACK")
+    manifest = load_manifest(track)
+    if manifest.local is None:
+        raise ErbenchError(f"{track} is embedded (built from data installed with erbench): nothing to lock",
+                           field="TRACK")
+    start = time.time()
+    result, path = lock(manifest, entry, root)
+    click.echo(f"{track}: {len(result.files)} files locked, decoded arrays sha256 {result.arrays_sha256} "
+               f"({result.decoder}), {time.time() - start:.0f} s -> {path}")
+
+
+@data.command("verify")
+@click.argument("track")
+@_ROOT
+def data_verify(track, root):
+    """Verify TRACK's data as evaluation does (files, then the decoded arrays) and print its sha256."""
+    from erbench.data.datasets import load_dataset
+
+    start = time.time()
+    dataset = load_dataset(track, "test", root=root)
+    click.echo(f"ok  {track}: {len(dataset)} test images, arrays sha256 {dataset.sha256}, "
+               f"{time.time() - start:.1f} s")
 
 
 # --- leaderboard ----------------------------------------------------------------------------------

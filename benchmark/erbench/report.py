@@ -1,6 +1,10 @@
-"""Compact text summary of an evaluation (printed by ``erbench evaluate``)."""
+"""Compact text summary of an evaluation (printed by ``erbench evaluate``) and the Markdown report
+of ``erbench check --report`` (uploaded by .github/workflows/submissions.yml)."""
 
 from __future__ import annotations
+
+import json
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -36,3 +40,42 @@ def summary_table(summary: pd.DataFrame) -> str:
     header = (f"{summary['submission_id'].iloc[0]} ({summary['protocol'].iloc[0]}, "
               f"{int(summary['n_images'].iloc[0])} images; corruption rows average severities 1-5)")
     return header + "\n" + table.to_string(index=False, formatters=fmt)
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    """One submission's ``erbench check`` outcome: the clean numbers, or the error."""
+
+    submission: str
+    accuracy: float | None = None
+    bits_coded: float | None = None
+    degenerate: str | None = None  # the reason, when the clean operating point is degenerate
+    error: str | None = None
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def check_report(rows: list[CheckRow], limit: int, changed_outside: list[str] | None) -> str:
+    """Markdown: a row per submission; then, when known, every file the pull request changes outside
+    submissions/, each as a JSON string in a code block (no file name can hide or forge a line)."""
+    lines = [f"# erbench check ({limit} test images per condition)", ""]
+    if rows:
+        lines += ["| submission | check | clean accuracy | coded bits/image | degenerate |", "|---|---|---|---|---|"]
+        for r in rows:
+            if r.error is not None:
+                lines.append(f"| {_cell(r.submission)} | fail: {_cell(r.error)} | | | |")
+            else:
+                flag = f"yes: {_cell(r.degenerate)}" if r.degenerate else "no"
+                lines.append(f"| {_cell(r.submission)} | ok | {r.accuracy:.3f} | {r.bits_coded:.0f} | {flag} |")
+    else:
+        lines.append("No submission YAML was given.")
+    if changed_outside is not None:
+        lines += ["", f"## Files outside submissions/ that the pull request changes: {len(changed_outside)}", ""]
+        if changed_outside:
+            lines += ["Review them as a code change (a submission's own architecture code is one).", "", "```text",
+                      *(json.dumps(p, ensure_ascii=False) for p in changed_outside), "```"]
+        else:
+            lines.append("None: the pull request changes submissions/ only.")
+    return "\n".join(lines) + "\n"
