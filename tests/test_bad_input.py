@@ -132,11 +132,12 @@ def test_missing_submission_file(run_cli, tmp_path):
     _expect_error(run_cli, tmp_path / "nope.yaml", tmp_path / "out", "nope.yaml", "file not found")
 
 
-def test_nan_model_names_condition_and_count(run_cli, copy_submission, tmp_path):
+def test_non_finite_outputs_name_condition_and_count(run_cli, copy_submission, tmp_path):
+    """Finite weights (non-finite ones are refused at loading: test_hostile.py) whose logits overflow."""
     spec = copy_submission()
     weights = spec.with_suffix(".safetensors")
     tensors = load_file(str(weights))
-    tensors["tail.6.bias"] = torch.full_like(tensors["tail.6.bias"], float("nan"))
+    tensors["tail.6.weight"] = torch.full_like(tensors["tail.6.weight"], 3e38)
     save_file(tensors, str(weights))
     _edit(spec, lambda s: s["weights"].__setitem__("sha256", file_sha256(weights)))
     _expect_error(run_cli, spec, tmp_path / "out", "NaN/Inf", "clean", "8 of 8 images")

@@ -8,6 +8,9 @@ Layout of ``OUT/<id>/``::
     summary.parquet, per_image.parquet  derived from the parts once every planned cell is committed
     .lock                               held (flock) by the one run writing here
 
+``OUT/<id>`` is a result directory if it holds one of these (or nothing): a path that is anything
+else is never written to nor deleted (``Store.preflight`` refuses it before any work).
+
 A part is written under a ``.tmp-`` name and renamed into place, so a cell is either committed
 whole or absent: a run killed at any point (``kill -9`` included) leaves only complete parts and
 staging files, which the next run holding the lock deletes. A part whose bytes no longer match its
@@ -20,6 +23,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,11 +63,22 @@ def _durable(path: Path) -> Path:
     return path
 
 
+def _is_result_dir(path: Path) -> bool:
+    """An empty directory, or one holding what a Store writes (plan.json, parts/, .lock, the tables)."""
+    if not path.is_dir():
+        return False
+    names = {p.name for p in path.iterdir()}
+    return not names or bool(names & {PLAN_FILE, LOCK_FILE, PARTS, SUMMARY_FILE, PER_IMAGE_FILE})
+
+
 class MemoryStore:
     """Parts kept in memory: a run that writes nothing (``erbench check``, tests)."""
 
     def __init__(self):
         self._parts: dict[str, pd.DataFrame] = {}
+
+    def preflight(self) -> None:
+        pass
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -121,10 +136,26 @@ class Store:
                     shutil.rmtree(self.path, ignore_errors=True)
                 raise
 
+    def preflight(self) -> None:
+        """Refuse, before any work, an ``--out`` that cannot hold these results: a file or a path under
+        one, a directory this process cannot write to, an ``OUT/<id>`` that is not a result directory."""
+        out = self.path.parent
+        existing = next(d for d in (out, *out.parents) if os.path.lexists(d))
+        if not existing.is_dir():
+            where = "is a file" if existing == out else f"is under {existing}, which is not a directory"
+            raise ErbenchError(f"{where}: --out must be a directory", file=out, field="--out")
+        if os.path.lexists(self.path) and not _is_result_dir(self.path):
+            raise ErbenchError("exists and is not an erbench result directory (plan.json, parts/); it is left "
+                               "untouched: move it or use another --out", file=self.path, field="--out")
+        if os.path.lexists(self.parts) and not self.parts.is_dir():
+            raise ErbenchError("exists and is not a directory", file=self.parts, field="--out")
+        try:
+            tempfile.TemporaryFile(dir=self.path if self.path.is_dir() else existing).close()
+        except OSError as exc:
+            raise ErbenchError(f"cannot write results here: {exc.strerror}", file=out, field="--out") from None
+
     def _make_dirs(self) -> None:
-        for d in (self.path.parent, self.path, self.parts):
-            if d.exists() and not d.is_dir():
-                raise ErbenchError("exists and is not a directory", file=d, field="--out")
+        self.preflight()
         try:
             self.parts.mkdir(parents=True, exist_ok=True)
             probe = self.path / f"{STAGING}probe.{os.getpid()}"

@@ -1,4 +1,9 @@
-"""Build a submission's model and load its verified weights."""
+"""Build a submission's model and load its verified weights.
+
+Order (docs/submissions.md): the weights file's path, size, sha256 and header (erbench.spec); the
+header's shapes against the architecture's, computed on fake tensors (nothing allocated); the
+tensors, which must be finite; only then the model is built and its coder tables derived.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,15 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file
+from safetensors.torch import load as load_bytes
+from torch._subclasses.fake_tensor import FakeTensorMode
 
 from erbench.errors import ErbenchError
 from erbench.models.architectures import ARCHITECTURES
 from erbench.models.split import SplitModel
-from erbench.spec import Submission, weights_path
+from erbench.spec import Submission, read_submission_weights
+
+Shapes = dict[str, tuple[int, ...]]
 
 
 def file_sha256(path: Path) -> str:
@@ -31,39 +39,46 @@ def build_model(sub: Submission) -> SplitModel:
     return model
 
 
-def _check_fit(model: SplitModel, tensors: dict[str, torch.Tensor], path: Path) -> None:
-    expected = model.weights()
-    for name, ref in expected.items():
-        if name not in tensors:
+def expected_shapes(architecture: str, **kwargs) -> Shapes:
+    """The shapes of the tensors a weights file of ``architecture`` holds, built on fake tensors."""
+    builder = ARCHITECTURES.get(architecture).builder()  # imported outside the fake mode
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        return {name: tuple(t.shape) for name, t in builder(**kwargs).weights().items()}
+
+
+def check_fit(expected: Shapes, actual: Shapes, path: str | Path) -> None:
+    """Every expected tensor present with its shape, and no other."""
+    for name, shape in expected.items():
+        if name not in actual:
             raise ErbenchError(f"weights do not fit the architecture: tensor '{name}' is missing", file=path)
-        if tuple(tensors[name].shape) != tuple(ref.shape):
-            raise ErbenchError(
-                f"weights do not fit the architecture: tensor '{name}' has shape {tuple(tensors[name].shape)}, "
-                f"expected {tuple(ref.shape)}",
-                file=path,
-            )
-    extra = sorted(set(tensors) - set(expected))
+        if tuple(actual[name]) != shape:
+            raise ErbenchError(f"weights do not fit the architecture: tensor '{name}' has shape "
+                               f"{tuple(actual[name])}, expected {shape}", file=path)
+    extra = sorted(set(actual) - set(expected))
     if extra:
         raise ErbenchError(f"weights do not fit the architecture: unexpected tensor '{extra[0]}'", file=path)
 
 
+def _check_finite(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    for name, t in tensors.items():
+        bad = int((~torch.isfinite(t)).sum())
+        if bad:
+            raise ErbenchError(f"{bad} of {t.numel()} values are NaN or infinite", file=path, field=name)
+
+
 def load_model(sub: Submission, spec_path: str | Path, device: str = "cpu") -> SplitModel:
-    """Verify the weights' sha256, load them strictly, and build the coder tables."""
-    path = weights_path(sub, spec_path)
-    if not path.is_file():
-        raise ErbenchError(f"weights file not found: {path}", file=spec_path, field="weights.file")
-    actual = file_sha256(path)
-    if actual != sub.weights.sha256:
-        raise ErbenchError(
-            f"sha256 mismatch for {path.name}: expected {sub.weights.sha256}, got {actual}",
-            file=spec_path, field="weights.sha256",
-        )
+    """Verify the weights (sha256, header, shapes, finite values), then build the model, load them
+    strictly and build the coder tables."""
+    weights, problems = read_submission_weights(sub, spec_path)
+    if problems:
+        raise problems[0]
+    check_fit(expected_shapes(sub.model.architecture, **sub.model.kwargs), weights.shapes, weights.path)
     try:
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError) as exc:
-        raise ErbenchError(f"not a readable .safetensors file: {exc}", file=path) from None
+        tensors = load_bytes(weights.data)
+    except SafetensorError as exc:
+        raise ErbenchError(f"not a readable .safetensors file: {exc}", file=weights.path) from None
+    _check_finite(tensors, weights.path)
     model = build_model(sub)
-    _check_fit(model, tensors, path)
     model.load_state_dict(tensors, strict=False)
     model.to(device).eval()
     model.update()

@@ -20,9 +20,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from erbench.errors import ErbenchError
-from erbench.models.architectures import ARCHITECTURES
-from erbench.models.loader import _check_fit, file_sha256
+from erbench.errors import ErbenchError, shorten
+from erbench.models.loader import check_fit, expected_shapes, file_sha256
 from erbench.models.split import DERIVED_BUFFERS
 
 _BOTTLENECK = {
@@ -45,8 +44,13 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     except (pickle.UnpicklingError, RuntimeError, OSError, EOFError) as exc:
         lines = str(exc).strip().splitlines() or [type(exc).__name__]
         reason = next((line for line in lines if "Unsupported global" in line), lines[0]).strip()
-        raise ErbenchError(f"cannot read the checkpoint with weights_only=True: {reason}", file=path) from None
-    return ckpt.get("model", ckpt)
+        raise ErbenchError(f"cannot read the checkpoint with weights_only=True: {shorten(reason, 150)}",
+                           file=path) from None
+    state = ckpt.get("model", ckpt) if isinstance(ckpt, dict) else ckpt
+    if not isinstance(state, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):
+        raise ErbenchError(f"expected a state dict (tensor name -> tensor), or a dict holding one under 'model'; "
+                           f"got {type(state).__name__}", file=path)
+    return state
 
 
 def _rename(key: str, family: str) -> str | None:
@@ -87,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         tensors = convert(read_checkpoint(args.checkpoint), args.family, args.checkpoint)
-        model = ARCHITECTURES.get(f"resnet50_entropic_student_{args.family}").build(num_classes=args.num_classes)
-        _check_fit(model, tensors, args.checkpoint)
+        expected = expected_shapes(f"resnet50_entropic_student_{args.family}", num_classes=args.num_classes)
+        check_fit(expected, {name: tuple(t.shape) for name, t in tensors.items()}, args.checkpoint)
     except ErbenchError as exc:
         print(f"error: {exc.line()}", file=sys.stderr)
         return 2
