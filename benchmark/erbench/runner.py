@@ -58,15 +58,19 @@ def evaluate(
     batch_size: int = 64,
     limit: int | None = None,
     cache_dir: str | Path | None = None,
+    data_root: str | Path | None = None,
     progress: bool = True,
     executor: str = "local",
     resources: Resources = Resources(),
     shard: tuple[int, int] | None = None,
 ) -> Evaluation:
     """Run the protocol's cells of a submission that are not committed yet; write the tables when
-    the plan is complete (``out_dir`` None: nothing is written, parts stay in memory)."""
+    the plan is complete (``out_dir`` None: nothing is written, parts stay in memory). ``data_root``:
+    a real track's local data (default: its ``ERBENCH_DATA_<ID>`` variable, data/local.py)."""
     spec_path = Path(spec_path)
     sub = load_submission(spec_path)
+    store = Store(Path(out_dir), sub.id) if out_dir is not None else MemoryStore()
+    store.preflight()  # a bad --out fails now, not after the run
     proto = PROTOCOLS.get(protocol, field="--protocol")
     cells = proto.select(conditions, sub.defense is not None)
     if conditions and len(cells) == 1:
@@ -75,7 +79,8 @@ def evaluate(
     if batch_size < 1:
         raise ErbenchError("must be at least 1", field="--batch-size")
     make_executor = EXECUTORS.get(executor, field="--executor")
-    settings = Settings(device, batch_size, str(cache_dir) if cache_dir else None, resources.threads)
+    settings = Settings(device, batch_size, str(cache_dir) if cache_dir else None, resources.threads,
+                        str(data_root) if data_root else None)
     # the driver loads the model first: a bad submission fails here, before anything is written
     worker.set_threads(resources.threads)
     worker.forget()
@@ -90,7 +95,6 @@ def evaluate(
                 "images": [0, n], "device": device}
     plan = make_plan(identity, cells)
     wanted = plan.shard(*shard) if shard else plan.tasks
-    store = Store(Path(out_dir), sub.id) if out_dir is not None else MemoryStore()
     with store.locked():
         committed = store.committed()
         jobs = [Job(str(spec_path), t, n, settings, columns) for t in plan.longest_first(wanted)

@@ -30,12 +30,14 @@ from erbench.spec import load_submission
 @dataclass(frozen=True)
 class Settings:
     """How cells are computed. The device enters every cell's key; the batch size, the threads and
-    the cache directory change no row (tests/test_reproducibility.py)."""
+    the cache directory change no row (tests/test_reproducibility.py); the data root of a real track
+    neither (the dataset's sha256 is in the key)."""
 
     device: str = "cpu"
     batch_size: int = 64
     cache_dir: str | None = None
     threads: int = 1
+    data_root: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,15 +62,15 @@ def forget() -> None:
 
 
 @lru_cache(maxsize=1)
-def _loaded(spec_path: str, device: str):
+def _loaded(spec_path: str, device: str, data_root: str | None):
     sub = load_submission(spec_path)
-    return load_model(sub, spec_path, device), load_dataset(sub.dataset, "test", file=spec_path)
+    return load_model(sub, spec_path, device), load_dataset(sub.dataset, "test", file=spec_path, root=data_root)
 
 
 @lru_cache(maxsize=1)
 def context(spec_path: str, n_images: int, settings: Settings) -> Context:
     """The submission's loaded model and dataset on its first ``n_images`` test images, built once per process."""
-    model, data = _loaded(spec_path, settings.device)
+    model, data = _loaded(spec_path, settings.device, settings.data_root)
     cache = Path(settings.cache_dir) if settings.cache_dir else None
     return Context(data, np.arange(n_images), model, settings.device, settings.batch_size, cache, progress=False)
 
