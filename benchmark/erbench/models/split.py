@@ -15,10 +15,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
+from erbench.errors import ErbenchError
 from erbench.models.entropy import Coded, FactorizedPrior, MeanScaleHyperprior
 
 # Buffers CompressAI derives from the parameters on update(); they are not part of the weights.
@@ -100,3 +103,15 @@ class SplitModel(nn.Module):
             for k, v in self.state_dict().items()
             if k.rsplit(".", 1)[-1] not in DERIVED_BUFFERS
         }
+
+    def load_weights(self, path: str | Path) -> SplitModel:
+        """Load a file written by ``save_file(model.weights(), path)``, strictly: every tensor of
+        ``weights()`` and nothing else (``load_state_dict(strict=True)`` would also ask for the coder
+        tables ``weights()`` leaves out); then rebuild those tables. Returns the model."""
+        missing, unexpected = self.load_state_dict(load_file(str(path)), strict=False)
+        missing = [k for k in missing if k.rsplit(".", 1)[-1] not in DERIVED_BUFFERS]
+        if missing or unexpected:
+            name, what = (missing[0], "missing") if missing else (unexpected[0], "unexpected")
+            raise ErbenchError(f"weights do not fit the model: tensor '{name}' is {what}", file=str(path))
+        self.update()
+        return self
