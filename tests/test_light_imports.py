@@ -52,6 +52,7 @@ COMMANDS = [
     ["list"],
     ["schema"],
     ["schema", "--results"],
+    ["validate", "submissions"],  # every committed submission: schema, registries, weights' sha256 and header
     ["leaderboard", "table", "--results", str(RESULTS)],
     ["leaderboard", "table", "--results", str(RESULTS), "--corruptions"],
     ["leaderboard", "table", "--results", str(RESULTS), "--attacks", FIRST_ENTRY],

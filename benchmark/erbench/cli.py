@@ -126,6 +126,32 @@ def _check_device(device: str) -> None:
 
 
 @cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.pass_context
+def validate(ctx, files):
+    """Validate submission FILES (or every *.yaml under directories) in seconds, without torch.
+
+    Checks the schema, the file name (= id) and the id's uniqueness under submissions/, the
+    registries (architecture, its typed kwargs, dataset), and the weights file: inside the
+    submission root, a regular .safetensors file of at most 1 GiB, its sha256, float32 tensors.
+    Prints every problem (one line each; exit code 2) or 'ok FILE'. Shapes and values are checked
+    by `erbench check`, which builds the model.
+    """
+    from erbench.spec import problems, yaml_files
+
+    failed = False
+    for path in yaml_files(files):
+        found = problems(path)
+        for problem in found:
+            click.echo(f"error: {problem.line()}", err=True)
+        if not found:
+            click.echo(f"ok {path}")
+        failed = failed or bool(found)
+    if failed:
+        ctx.exit(2)
+
+
+@cli.command()
 @click.option("--results", "results_schema", is_flag=True, help="print the results schema (Markdown) instead")
 def schema(results_schema):
     """Print the submission JSON Schema (for editors), or the results schema."""
@@ -159,7 +185,7 @@ def list_registered():
 
 @cli.command()
 @click.argument("submissions", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--limit", default=16, show_default=True, help="test images per condition")
+@click.option("--limit", default=16, show_default=True, type=click.IntRange(min=1), help="test images per condition")
 @click.option("--data-root", type=click.Path(path_type=Path), default=None,
               help="a real track's local copy (cifar10, imagenet-val-5k; default: $ERBENCH_DATA_<TRACK>, e.g. "
                    "ERBENCH_DATA_CIFAR10); not part of any result key")

@@ -1,8 +1,8 @@
 """Build a submission's model and load its verified weights.
 
-Order (docs/submissions.md): the weights file's path, size, sha256 and header (erbench.spec); the
-header's shapes against the architecture's, computed on fake tensors (nothing allocated); the
-tensors, which must be finite; only then the model is built and its coder tables derived.
+Order (docs/submissions.md): the weights file's path, size, sha256, header and values (erbench.spec,
+erbench.weights); the header's shapes against the architecture's, computed on fake tensors (nothing
+allocated); only then the model is built and its coder tables derived.
 """
 
 from __future__ import annotations
@@ -59,15 +59,8 @@ def check_fit(expected: Shapes, actual: Shapes, path: str | Path) -> None:
         raise ErbenchError(f"weights do not fit the architecture: unexpected tensor '{extra[0]}'", file=path)
 
 
-def _check_finite(tensors: dict[str, torch.Tensor], path: Path) -> None:
-    for name, t in tensors.items():
-        bad = int((~torch.isfinite(t)).sum())
-        if bad:
-            raise ErbenchError(f"{bad} of {t.numel()} values are NaN or infinite", file=path, field=name)
-
-
 def load_model(sub: Submission, spec_path: str | Path, device: str = "cpu") -> SplitModel:
-    """Verify the weights (sha256, header, shapes, finite values), then build the model, load them
+    """Verify the weights (sha256, header, finite values, shapes), then build the model, load them
     strictly and build the coder tables."""
     weights, problems = read_submission_weights(sub, spec_path)
     if problems:
@@ -77,7 +70,6 @@ def load_model(sub: Submission, spec_path: str | Path, device: str = "cpu") -> S
         tensors = load_bytes(weights.data)
     except SafetensorError as exc:
         raise ErbenchError(f"not a readable .safetensors file: {exc}", file=weights.path) from None
-    _check_finite(tensors, weights.path)
     model = build_model(sub)
     model.load_state_dict(tensors, strict=False)
     model.to(device).eval()
