@@ -180,7 +180,7 @@ def test_data_root_errors_are_one_line(run_cli, manifests, copy_submission, tmp_
     assert code == 2 and not out.exists()
     for fragment in ("cifar10", "<root>/cifar-10-batches-py/test_batch", "--data-root", "ERBENCH_DATA_CIFAR10"):
         assert fragment in line, line
-    assert {"unset": "no data root", "not a directory": "not a directory", "wrong layout": "none of its 1 files"}[
+    assert {"unset": "no data root", "not a directory": "not a directory", "wrong layout": "test_batch is not here"}[
         case] in line
     code, _, err = run_cli("check", spec, *args)  # the pre-submission check says the same
     assert code == 2 and "ERBENCH_DATA_CIFAR10" in one_error_line(err)

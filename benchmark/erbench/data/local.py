@@ -85,8 +85,8 @@ def read_lock(manifest: Manifest) -> Lock:
 def _present(manifest: Manifest, root: Path, files: list[str]) -> None:
     missing = [f for f in files if not (root / f).is_file()]
     if len(missing) == len(files):
-        raise ErbenchError(f"{manifest.id}: none of its {len(files)} files is here ({_hint(manifest)})", file=root,
-                           field="--data-root")
+        what = f"{files[0]} is" if len(files) == 1 else f"none of its {len(files)} files is"
+        raise ErbenchError(f"{manifest.id}: {what} not here ({_hint(manifest)})", file=root, field="--data-root")
     if missing:
         raise ErbenchError(f"missing, the first of {len(missing)} of the {len(files)} files {manifest.id} selects "
                            f"(expected {manifest.local.layout})", file=root / missing[0])
@@ -135,7 +135,7 @@ def load_local(manifest: Manifest, track: LocalTrack, root: str | Path | None) -
     return images, labels, actual
 
 
-def lock(manifest: Manifest, track: LocalTrack, root: str | Path | None) -> tuple[Lock, Path]:
+def write_lock(manifest: Manifest, track: LocalTrack, root: str | Path | None) -> tuple[Lock, Path]:
     """Record the sha256 of every selected file and of the decoded arrays in ``<id>.lock.json``."""
     if not manifest.local.lock:
         raise ErbenchError(f"{manifest.id} needs no lock: its files are pinned by the published checksums in "
