@@ -335,12 +335,18 @@ def leaderboard():
               help="output directory; replaced as a whole (refused unless empty or an earlier build)")
 @click.option("--submissions", "submissions_dir", type=click.Path(path_type=Path), default=Path("submissions"),
               show_default=True, help="where <id>.yaml metadata (authors, paper, license) is read, if present")
-def leaderboard_build(results_dir, out_dir, submissions_dir):
+@click.option("--date", default=None, metavar="YYYY-MM-DD",
+              help="build date to print [default: $SOURCE_DATE_EPOCH, else the newest result's date]")
+@click.option("--repo-url", default=None, metavar="URL",
+              help="repository linked from every page [default: $GITHUB_SERVER_URL/$GITHUB_REPOSITORY when set]")
+@click.option("--guide", type=click.Path(path_type=Path), default=Path("CONTRIBUTING.md"), show_default=True,
+              help="submission guide rendered on the site's Submit page (skipped if absent)")
+def leaderboard_build(results_dir, out_dir, submissions_dir, date, repo_url, guide):
     """Build the static site from results: the same input gives byte-identical files."""
     from erbench.leaderboard.site import build
 
     start = time.time()
-    entries = build(results_dir, out_dir, submissions_dir)
+    entries = build(results_dir, out_dir, submissions_dir, date=date, repo_url=repo_url, guide=guide)
     complete = sum(e.row["complete"] for e in entries)
     click.echo(f"{len(entries)} submissions ({complete} complete) -> {out_dir / 'index.html'} "
                f"in {time.time() - start:.1f} s")

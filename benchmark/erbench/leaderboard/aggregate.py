@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from erbench.cells import Cell
 from erbench.conditions.catalog import CORRUPTIONS, SEVERITIES
 from erbench.errors import ErbenchError
-from erbench.metrics import BOOTSTRAP_SAMPLES, CI_LEVEL, cell_metrics
+from erbench.metrics import BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, CI_LEVEL, cell_metrics
 from erbench.protocol import PROTOCOLS, WORST_RATE
 from erbench.results import PER_IMAGE_FILE, SUMMARY_FILE
 
@@ -25,6 +25,8 @@ HEADLINE_NORM, HEADLINE_EPS = "linf", 8 / 255  # the headline attack budget
 HEADLINE = f"L∞ ε = {HEADLINE_EPS * 255:g}/255"
 CLEAN = Cell("clean")
 WORST = Cell(WORST_RATE, norm=HEADLINE_NORM, eps=HEADLINE_EPS)
+CE = Cell("attack.ce_pgd", norm=HEADLINE_NORM, eps=HEADLINE_EPS)  # the classification attack, headline budget
+BLACKBOX = Cell("attack.blackbox_rate", norm=HEADLINE_NORM, eps=HEADLINE_EPS)  # erbench-v2 on
 CORRUPTION_CELLS = tuple(Cell(f"corruption.{c}", severity=s) for c in CORRUPTIONS for s in SEVERITIES)
 REQUIRED = (CLEAN, WORST, *CORRUPTION_CELLS)
 KEY = ["condition", "severity", "norm", "eps", "variant", "steps", "seed"]
@@ -35,9 +37,14 @@ RULES = (
     "Every number is computed from real coded bits (bytes written by the range coder × 8, all latents "
     "including the hyper-latent), never from estimated bits.",
     "Clean accuracy and clean coded bits per image are read from the 'clean' cell.",
+    "Extra bits per image = mean coded bits - clean mean coded bits, read from the row's extra_bits column "
+    "(the results table holds no CI for it: the overhead's CI is the one to read).",
     f"Worst-case rate overhead is read from the '{WORST_RATE}' row at the headline budget {HEADLINE}: "
     "per image, the worst of all rate attacks at that ε. Overhead = mean coded bits / clean mean coded bits - 1; "
     "its CI and the accuracy delta under that attack come from the same row.",
+    f"The classification attack (attack.ce_pgd, untargeted cross-entropy PGD) is read at {HEADLINE}: its accuracy "
+    "and CI are the row's; higher is better. The black-box rate attack (attack.blackbox_rate, erbench-v2 on) is read "
+    f"at {HEADLINE} likewise; lower is better.",
     f"Mean corruption overhead is the equal-weight mean of the overhead of the {len(CORRUPTIONS)} corruptions × "
     f"{len(SEVERITIES)} severities ({len(CORRUPTION_CELLS)} cells) minus the no-op cells, those that left every "
     "image unchanged (e.g. saturate at severities 1-3 on the grey digits images: their zero overhead would only "
@@ -46,11 +53,20 @@ RULES = (
     f"Their {CI_LEVEL:.0%} CIs come from a paired bootstrap over images ({BOOTSTRAP_SAMPLES} resamples, the "
     "per-cell CIs' seed) of the same statistic: per image, the mean over the cells of its coded bits and correctness "
     "against its clean values (all cells share the clean images, so this equals the mean of the cells' overheads).",
+    "Corruptions are ranked on the corruption rate inflation, the mean over the same cells of max(0, overhead): "
+    "a corruption that lowers the rate (a blur that wipes out detail) counts as zero, never as a gain, because a "
+    "collapsing rate is information lost, not resilience; its accuracy cost shows in the accuracy delta. The signed "
+    "mean is shown beside it. Its CI: the same bootstrap resamples, with each cell's overhead recomputed per resample "
+    "before the positive part is taken.",
     f"Required cells: clean, {WORST_RATE} at {HEADLINE}, all {len(CORRUPTION_CELLS)} corruption cells, and every "
     "cell of the protocol the entry was run under. An entry missing one is marked incomplete, and each aggregate "
     "that needs a missing cell is left empty: nothing is averaged over the cells that happen to exist.",
-    "Default order: complete entries first, by worst-case rate overhead (lower is better), then by mean "
-    "corruption overhead, then by id; incomplete entries next; degenerate models last. Empty values sort last.",
+    "Each board ranks on one metric in its stated direction, within groups that never share a ranking: undefended "
+    "entries of the full protocol; defended entries (defense != 'none'), each linked to its base entry, the "
+    "undefended entry with the same weights sha256 and protocol; quick-protocol entries; incomplete entries and "
+    "degenerate models are listed unranked. Within a group ties and empty values are broken by id, empty values last.",
+    "A board's family summary compares the median of its metric per entropy-model family over the ranked "
+    "undefended full-protocol entries and names the longest run of one family from rank 1.",
     "A degenerate model (near-chance accuracy or a collapsed rate) looks immune to entropy attacks: its numbers "
     "are shown but must never be read as robustness.",
     "Results of a quick protocol (fewer images and iterations, for smoke tests) are labelled and are not "
@@ -127,23 +143,42 @@ def is_noop(cell: dict) -> bool:
     return cell["kind"] != "clean" and cell.get("perturbation_linf_max") == 0
 
 
+def _bootstrap_weights(n: int) -> np.ndarray:
+    """How often each image is drawn in each resample: the per-cell CIs' resamples (metrics.cell_metrics)."""
+    idx = np.random.default_rng(BOOTSTRAP_SEED).integers(0, n, size=(BOOTSTRAP_SAMPLES, n))
+    flat = (idx + n * np.arange(BOOTSTRAP_SAMPLES)[:, None]).ravel()
+    return np.bincount(flat, minlength=BOOTSTRAP_SAMPLES * n).reshape(BOOTSTRAP_SAMPLES, n).astype(np.float64)
+
+
 def _corruption_ci(images: dict[str, np.ndarray], clean_index: np.ndarray, clean_bits: np.ndarray,
                    clean_correct: np.ndarray, cells: list[Cell]) -> dict:
-    """Paired bootstrap CI of the mean corruption overhead and accuracy delta over ``cells``
-    ({} without all their per-image rows)."""
+    """Paired bootstrap CIs of the mean corruption overhead, its accuracy delta and the rate inflation
+    over ``cells`` ({} without all their per-image rows)."""
     n = len(clean_index)
-    wanted = {(c.condition, c.severity) for c in cells}
-    mask = np.fromiter(((c, s) in wanted for c, s in zip(images["condition"], images["severity"])), bool,
+    row_of = {(c.condition, c.severity): k for k, c in enumerate(cells)}
+    rows = np.fromiter((row_of.get((c, s), -1) for c, s in zip(images["condition"], images["severity"])), np.int64,
                        len(images["condition"]))
+    mask = rows >= 0
     idx = images["image_index"][mask]
     pos = np.searchsorted(clean_index, idx)
     if n == 0 or (pos >= n).any() or (clean_index[pos] != idx).any() or (np.bincount(pos, minlength=n) != len(cells)).any():
         return {}
-    bits = np.bincount(pos, weights=images["bits_coded"][mask].astype(np.float64), minlength=n) / len(cells)
+    flat = rows[mask] * n + pos
+    if (np.bincount(flat, minlength=len(cells) * n) != 1).any():
+        return {}
+    matrix = np.zeros(len(cells) * n)
+    matrix[flat] = images["bits_coded"][mask]
+    matrix = matrix.reshape(len(cells), n)
+    bits = matrix.mean(0)
     correct = np.bincount(pos, weights=images["correct"][mask].astype(np.float64), minlength=n) / len(cells)
     m = cell_metrics(bits, correct, clean_bits, clean_correct)
-    return {f"corruption_{k}": m[k] for k in ("overhead_ci_low", "overhead_ci_high", "accuracy_delta_ci_low",
-                                              "accuracy_delta_ci_high")}
+    w = _bootstrap_weights(n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        overheads = (w @ matrix.T) / (w @ clean_bits.astype(np.float64))[:, None] - 1  # resamples x cells
+    low, high = np.quantile(np.maximum(overheads, 0).mean(1), [(1 - CI_LEVEL) / 2, (1 + CI_LEVEL) / 2])
+    out = {f"corruption_{k}": m[k] for k in ("overhead_ci_low", "overhead_ci_high", "accuracy_delta_ci_low",
+                                             "accuracy_delta_ci_high")}
+    return {**out, "corruption_inflation_ci_low": float(low), "corruption_inflation_ci_high": float(high)}
 
 
 def summarize(sid: str, cells: list[dict], images, protocol_cells: tuple[Cell, ...] | None = None) -> Entry:
@@ -156,7 +191,7 @@ def summarize(sid: str, cells: list[dict], images, protocol_cells: tuple[Cell, .
     by_head: dict[tuple, list[dict]] = {}
     for key, c in zip(keys, cells):
         by_head.setdefault(key[:4], []).append(c)
-    for cell in REQUIRED:
+    for cell in (*REQUIRED, CE, BLACKBOX):
         if len(by_head.get(headline_key(cell), ())) > 1:
             raise ErbenchError(f"{len(by_head[headline_key(cell)])} rows match the required cell {label(cell)}; "
                                "the aggregation needs exactly one", file=sid)
@@ -167,6 +202,9 @@ def summarize(sid: str, cells: list[dict], images, protocol_cells: tuple[Cell, .
     row = {"id": sid, "dataset": first["dataset"], "architecture": first["architecture"],
            "entropy_model": first["entropy_model"], "beta": float(first["beta"]),
            "defense": first.get("defense") or "none", "protocol": first["protocol"],
+           "weights_sha256": ", ".join(sorted({str(c["weights_sha256"]) for c in cells})),
+           "created_utc": max(str(c["created_utc"]) for c in cells), "base": None,
+           "defense_name": (first.get("defense") or "none").split("(")[0],
            "protocol_quick": bool(first["protocol_quick"]),
            "protocol_registered": protocol_cells is not None, "complete": not missing, "n_missing": len(missing),
            "degenerate": any(c["degenerate"] for c in cells),
@@ -174,9 +212,10 @@ def summarize(sid: str, cells: list[dict], images, protocol_cells: tuple[Cell, .
            "decode_ok": all(c["decode_ok_all"] for c in cells)}
     for prefix, cell, cols in (("clean_", CLEAN, ("n_images", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
                                                    "bits_coded_mean")),
-                               ("worst_", WORST, ("accuracy", "accuracy_delta", "accuracy_delta_ci_low",
-                                                  "accuracy_delta_ci_high", "bits_coded_mean", "overhead",
-                                                  "overhead_ci_low", "overhead_ci_high"))):
+                               *((prefix, cell, ("accuracy", "accuracy_ci_low", "accuracy_ci_high", "accuracy_delta",
+                                                 "accuracy_delta_ci_low", "accuracy_delta_ci_high", "bits_coded_mean",
+                                                 "extra_bits", "overhead", "overhead_ci_low", "overhead_ci_high"))
+                                 for prefix, cell in (("worst_", WORST), ("ce_", CE), ("blackbox_", BLACKBOX)))):
         src = by_head.get(headline_key(cell), [{}])[0]
         row.update({prefix + c: nan if src.get(c) is None else float(src[c]) for c in cols})
     corr = {c: by_head[headline_key(c)][0] for c in CORRUPTION_CELLS if headline_key(c) in by_head}
@@ -186,11 +225,13 @@ def summarize(sid: str, cells: list[dict], images, protocol_cells: tuple[Cell, .
     complete_corr = complete_corr and bool(counted)
     for col in ("overhead", "accuracy_delta"):
         row[f"corruption_{col}"] = float(np.mean([corr[c][col] for c in counted])) if complete_corr else nan
+    row["corruption_inflation"] = float(np.mean([max(0.0, corr[c]["overhead"]) for c in counted])) \
+        if complete_corr else nan
 
     clean = _select(images, images["condition"] == "clean")
     clean_bits = clean["bits_coded"]
     cis = _corruption_ci(images, clean["image_index"], clean_bits, clean["correct"], counted) if complete_corr else {}
-    for col in ("overhead", "accuracy_delta"):
+    for col in ("overhead", "accuracy_delta", "inflation"):
         for side in ("low", "high"):
             row[f"corruption_{col}_ci_{side}"] = cis.get(f"corruption_{col}_ci_{side}", nan)
     worst = _select(images, (images["condition"] == WORST_RATE) & (images["norm"] == HEADLINE_NORM)
@@ -242,4 +283,22 @@ def load(results_dir: Path) -> list[Entry]:
         cells, images = _read(d)
         protocol = PROTOCOLS.get(cells[0]["protocol"]) if cells[0]["protocol"] in PROTOCOLS else None
         entries.append(summarize(d.name, cells, images, protocol.cells if protocol else None))
+    link_bases([e.row for e in entries])
     return sorted(entries, key=lambda e: rank_key(e.row))
+
+
+def link_bases(rows: list[dict]) -> None:
+    """Set each defended row's ``base``: the undefended entry with the same weights and protocol (first by id)."""
+    undefended = {}
+    for r in sorted(rows, key=lambda r: r["id"]):
+        if r["defense"] == "none":
+            undefended.setdefault((r["weights_sha256"], r["protocol"]), r["id"])
+    for r in rows:
+        if r["defense"] != "none":
+            r["base"] = undefended.get((r["weights_sha256"], r["protocol"]))
+
+
+def severity_mean(cells: list[dict], corruption: str, metric: str) -> float | None:
+    """Mean of ``metric`` over severities 1-5 of one corruption; None unless every severity is there."""
+    values = {c["severity"]: c[metric] for c in cells if c["condition"] == f"corruption.{corruption}"}
+    return None if set(values) != set(SEVERITIES) else sum(values.values()) / len(values)

@@ -11,6 +11,7 @@ import numpy as np
 
 from erbench.conditions.catalog import CORRUPTIONS, SEVERITIES
 from erbench.leaderboard.aggregate import HEADLINE, HEADLINE_EPS, WORST_RATE
+from erbench.report import eps_text
 
 PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#9d755d", "#eeca3b", "#bab0ac",
            "#ff9da6", "#1b9e77", "#7570b3")  # 12: a defended entry plots 10 attack lines besides the worst case
@@ -27,9 +28,12 @@ def _num(values) -> list:
 def _layout(x: str, y: str, **kw) -> dict:
     return {"font": {"family": FONT, "size": 13, "color": "#1f2933"}, "margin": {"l": 64, "r": 16, "t": 16, "b": 56},
             "paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "#ffffff", "hovermode": "closest",
-            "xaxis": {"title": {"text": x}, "gridcolor": "#e5e9f0", "zerolinecolor": "#c7ced9"},
-            "yaxis": {"title": {"text": y}, "gridcolor": "#e5e9f0", "zerolinecolor": "#c7ced9"},
-            "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"}, "showlegend": True, **kw}
+            "xaxis": {"title": {"text": x, "standoff": 8}, "gridcolor": "#e5e9f0", "zerolinecolor": "#c7ced9",
+                      "automargin": True},
+            "yaxis": {"title": {"text": y, "standoff": 8}, "gridcolor": "#e5e9f0", "zerolinecolor": "#c7ced9",
+                      "automargin": True},
+            # below the plot: the mode bar sits top right and would cover a legend there
+            "legend": {"orientation": "h", "x": 0, "y": -0.18, "yanchor": "top"}, "showlegend": True, **kw}
 
 
 def rate_accuracy(rows: list[dict]) -> dict:
@@ -39,19 +43,21 @@ def rate_accuracy(rows: list[dict]) -> dict:
     for i, family in enumerate(families):
         group = [r for r in rows if r["entropy_model"] == family]
         color = PALETTE[i % len(PALETTE)]
-        seg_x, seg_y = [], []
+        seg_x, seg_y, seg_id = [], [], []
         for r in group:
             if not math.isnan(r["worst_bits_coded_mean"]):
                 seg_x += [r["clean_bits_coded_mean"], r["worst_bits_coded_mean"], None]
                 seg_y += [r["clean_accuracy"], r["worst_accuracy"], None]
-        data.append({"type": "scatter", "mode": "lines", "x": _num(seg_x), "y": _num(seg_y), "hoverinfo": "skip",
+                seg_id += [r["id"]] * 3
+        data.append({"type": "scatter", "mode": "lines", "x": _num(seg_x), "y": _num(seg_y), "customdata": seg_id,
+                     "hoverinfo": "skip",
                      "line": {"color": color, "width": 1}, "opacity": 0.45, "showlegend": False,
                      "legendgroup": family})
         for state, symbol, bits, acc in (("clean", "circle", "clean_bits_coded_mean", "clean_accuracy"),
                                          ("worst attack", "x", "worst_bits_coded_mean", "worst_accuracy")):
             data.append({"type": "scatter", "mode": "markers", "name": f"{family}, {state}", "legendgroup": family,
                          "x": _num([r[bits] for r in group]), "y": _num([r[acc] for r in group]),
-                         "text": [r["id"] for r in group], "customdata": [f"s/{r['id']}.html" for r in group],
+                         "text": [r["id"] for r in group], "customdata": [r["id"] for r in group],
                          "marker": {"color": color, "symbol": symbol, "size": 9, "line": {"width": 1, "color": "#fff"}},
                          "hovertemplate": f"%{{text}}<br>{state}: %{{x:,.0f}} bits, accuracy %{{y:.3f}}"
                                           "<extra></extra>"})
@@ -86,7 +92,8 @@ def attack_curves(cells: list[dict], norm: str, metric: str) -> dict:
         trace = {"type": "scatter", "mode": "lines+markers", "name": name, "x": [c["eps"] * scale for c in g],
                  "y": _num(y), "line": {"width": 3 if worst else 2, "dash": "dash" if worst else "solid",
                                         "color": "#1f2933" if worst else PALETTE[i % len(PALETTE)]},
-                 "hovertemplate": f"{name}<br>eps %{{x:g}}: %{{y:{'+.1%' if metric == 'overhead' else '.3f'}}}"
+                 "text": [f"ε {eps_text(norm, c['eps'])}" for c in g],
+                 "hovertemplate": f"{name}<br>%{{text}}: %{{y:{'+.1%' if metric == 'overhead' else '.3f'}}}"
                                   "<extra></extra>"}
         low, high = [c.get(f"{metric}_ci_low") for c in g], [c.get(f"{metric}_ci_high") for c in g]
         if all(v is not None for v in low + high + y):
@@ -113,7 +120,7 @@ def corruption_heatmap(cells: list[dict], metric: str) -> dict:
              "hovertemplate": "%{y}, severity %{x}: %{text}<extra></extra>", "colorbar": {"thickness": 12}}
     if metric == "overhead":
         span = max([abs(v) for line in z for v in line if v is not None] or [1.0])
-        trace.update(colorscale=DIVERGING, zmid=0, zmin=-span, zmax=span)
+        trace.update(colorscale=DIVERGING, zmid=0, zmin=-min(span, 1.0), zmax=span)  # an overhead is >= -100%
         trace["colorbar"]["tickformat"] = "+.0%"
     else:
         trace.update(colorscale="Viridis", zmin=0, zmax=1)
@@ -134,3 +141,55 @@ def bits_distribution(clean: np.ndarray, worst: np.ndarray) -> dict:
                          "bingroup": "bits", "marker": {"color": color},
                          "hovertemplate": "%{x} bits: %{y} images<extra></extra>"})
     return {"data": data, "layout": _layout(BITS_AXIS, "images", barmode="overlay", height=340)}
+
+
+def ranking(board, groups: list[tuple[str, str, list[dict]]], headline: str) -> dict:
+    """The board's metric with its CI, one row per entry in the board's order; one trace per group and family."""
+    data, order = [], []
+    pct = board.metric != "ce_accuracy"
+    families = sorted({r["entropy_model"] for _, _, rows in groups for r in rows})
+    for g, title, rows in groups:
+        for i, family in enumerate(families):
+            rs = [r for r in rows if r["entropy_model"] == family and not math.isnan(board.value(r))]
+            if not rs:
+                continue
+            v = [board.value(r) for r in rs]
+            lo, hi = ([r[f"{board.metric}_ci_{s}"] for r in rs] for s in ("low", "high"))
+            data.append({"type": "scatter", "mode": "markers", "name": f"{family} · {g}", "x": _num(v),
+                         "y": [r["id"] for r in rs], "customdata": [r["id"] for r in rs],
+                         "marker": {"color": PALETTE[i % len(PALETTE)], "size": 8,
+                                    "symbol": "circle" if g == "main" else "diamond-open"},
+                         "error_x": {"type": "data", "symmetric": False, "thickness": 1, "width": 0,
+                                     "array": _num([h - x for h, x in zip(hi, v)]),
+                                     "arrayminus": _num([x - low for x, low in zip(v, lo)])},
+                         "hovertemplate": f"%{{y}}: %{{x:{'+.1%' if pct else '.3f'}}}<extra></extra>"})
+        order += [r["id"] for r in rows if not math.isnan(board.value(r))]
+    title = f"{board.title}: {'coded-bit overhead' if pct else 'top-1 accuracy'}, {headline}" \
+        if board.metric != "corruption_inflation" else "corruption rate inflation, mean of max(0, overhead)"
+    layout = _layout(title + f" ({board.better} is better)", "", height=max(260, 22 * len(order) + 150))
+    layout["yaxis"].update(type="category", categoryorder="array", categoryarray=order, autorange="reversed",
+                           gridcolor="rgba(0,0,0,0)", title={"text": ""})
+    layout["xaxis"]["tickformat"] = "+.0%" if pct else ".2f"
+    return {"data": data, "layout": layout}
+
+
+def data_table(spec: dict) -> tuple[list[str], list[list[str]]] | None:
+    """The figure's numbers as a table (its text alternative): scatter traces as (trace, point, x, y) rows,
+    a heatmap as its grid; None for histograms, which the page summarizes in words."""
+    traces = spec["data"]
+    if traces and traces[0]["type"] == "heatmap":
+        t = traces[0]
+        return ["", *t["x"]], [[y, *line] for y, line in zip(t["y"], t["text"])]
+    rows = []
+    for t in traces:
+        if t["type"] != "scatter" or t.get("hoverinfo") == "skip":
+            continue
+        labels = t.get("text") or t.get("customdata") or [""] * len(t["x"])
+        for label, x, y in zip(labels, t["x"], t["y"]):
+            rows.append([t.get("name", ""), str(label), _fmt(x), _fmt(y)])
+    axis = spec["layout"]
+    return (["series", "point", axis["xaxis"]["title"]["text"], axis["yaxis"]["title"]["text"]], rows) if rows else None
+
+
+def _fmt(v) -> str:
+    return "—" if v is None else f"{v:,.4g}" if isinstance(v, float) else str(v)

@@ -41,17 +41,19 @@ def _per_image(cell: Cell, kind: str, rng: np.random.Generator, clean_bits: np.n
 
 
 def synthetic_submission(out_dir: Path, sid: str, n_images: int = 32, seed: int = 0, drop: tuple[str, ...] = (),
-                         protocol: str = DEFAULT_PROTOCOL) -> Path:
-    """Write ``out_dir/sid``; ``drop`` removes the cells whose condition starts with one of these prefixes."""
+                         protocol: str = DEFAULT_PROTOCOL, defense: str = "none", weights_seed: int | None = None,
+                         created: str = "2026-01-01T00:00:00+00:00") -> Path:
+    """Write ``out_dir/sid``; ``drop`` removes the cells whose condition starts with one of these prefixes.
+    ``weights_seed`` (default ``seed``) sets the weights sha256: equal for a defended entry and its base."""
     rng = np.random.default_rng(seed)
     family = ("factorized", "hyperprior")[seed % 2]
     beta = (1e-3, 1e-4, 1e-5)[seed % 3]
     meta = dict(submission_id=sid, dataset="digits", architecture=f"small_cnn_{family}", entropy_model=family,
-                beta=beta, defense="none")  # columns the schema lacks are dropped by the reindex below
+                beta=beta, defense=defense)  # columns the schema lacks are dropped by the reindex below
     prov = dict(schema_version=SCHEMA_VERSION, protocol=protocol, protocol_quick=PROTOCOLS.get(protocol).quick,
-                erbench_version="0.1.0", git_sha="0" * 40, weights_sha256=f"{seed:064x}", manifest_sha256="a" * 64,
+                erbench_version="0.1.0", git_sha="0" * 40, weights_sha256=f"{seed if weights_seed is None else weights_seed:064x}", manifest_sha256="a" * 64,
                 dataset_sha256="b" * 64, torch_version="2.14.1", compressai_version="1.2.8", device="cpu",
-                created_utc="2026-01-01T00:00:00+00:00")
+                created_utc=created)
     labels = rng.integers(0, 10, n_images)
     clean_bits = rng.normal(300 + 400 * (seed % 5), 40, n_images).round().clip(64).astype(np.int64)
     strength = rng.uniform(0.2, 2.0)

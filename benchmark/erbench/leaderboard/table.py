@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from erbench.conditions.catalog import CORRUPTIONS, SEVERITIES
-from erbench.leaderboard.aggregate import HEADLINE, Entry
+from erbench.leaderboard.aggregate import HEADLINE, Entry, severity_mean
 from erbench.protocol import WORST_RATE
 from erbench.report import eps_text
 
@@ -86,12 +86,6 @@ def markdown(entries: list[Entry]) -> str:
     ]) + "\n"
 
 
-def _severity_mean(e: Entry, corruption: str, metric: str) -> float | None:
-    """Mean of ``metric`` over severities 1-5 of one corruption; None unless every severity is there."""
-    values = {c["severity"]: c[metric] for c in e.cells if c["condition"] == f"corruption.{corruption}"}
-    return None if set(values) != set(SEVERITIES) else sum(values.values()) / len(values)
-
-
 def corruptions(entries: list[Entry]) -> str:
     """Per corruption, the mean over severities 1-5 of coded-bit overhead and of accuracy (no CIs: see the site)."""
     head = "| entry | " + " | ".join(CORRUPTIONS) + " |\n" + "|---" * (len(CORRUPTIONS) + 1) + "|"
@@ -99,7 +93,7 @@ def corruptions(entries: list[Entry]) -> str:
     for metric, title, fmt in (("overhead", "coded-bit overhead", "{:+.0%}"), ("accuracy", "accuracy", "{:.2f}")):
         lines = [f"### Corruptions: {title}, mean over severities {SEVERITIES[0]}-{SEVERITIES[-1]}", head]
         for e in entries:
-            means = (_severity_mean(e, c, metric) for c in CORRUPTIONS)
+            means = (severity_mean(e.cells, c, metric) for c in CORRUPTIONS)
             lines.append(f"| {_name(e)} | " + " | ".join("—" if m is None else fmt.format(m) for m in means) + " |")
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"
