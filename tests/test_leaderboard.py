@@ -301,3 +301,138 @@ def test_corruption_tables_average_the_five_severities(results, run_cli):
     assert all(r[1 + names.index("snow")] != "—" for r in no_fog)
     code, out, err = run_cli("leaderboard", "table", "--results", results, "--corruptions", "--attacks", "complete_fp")
     assert code == 2 and "--corruptions" in err and len(err.strip().splitlines()) == 1 and not out
+
+
+# --- boards, groups, formatting, downloads -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def board_results(tmp_path_factory):
+    """erbench-v2: two undefended entries, a defended one on entry a's weights under an unrelated name, a defended
+    one without a base, a quick-protocol entry; and an erbench-v1 directory (no black-box cells)."""
+    root = tmp_path_factory.mktemp("boards")
+    tv = "likelihood_tv(weight=0.1,iterations=100,step=0.25,object_weight=0.1)"
+    synthetic_submission(root / "v2", "a", n_images=N_IMAGES, seed=0, created="2026-02-03T04:05:06+00:00")
+    synthetic_submission(root / "v2", "b", n_images=N_IMAGES, seed=1)
+    synthetic_submission(root / "v2", "guarded", n_images=N_IMAGES, seed=5, weights_seed=0, defense=tv)
+    synthetic_submission(root / "v2", "b_tv", n_images=N_IMAGES, seed=6, defense=tv)
+    synthetic_submission(root / "v2", "q", n_images=N_IMAGES, seed=2, protocol="erbench-v2-quick")
+    synthetic_submission(root / "v1", "old", n_images=N_IMAGES, seed=0, protocol="erbench-v1")
+    return root
+
+
+def test_defended_and_quick_entries_never_share_a_ranking(board_results):
+    rows = [e.row for e in load(board_results / "v2")]
+    by_id = {r["id"]: r for r in rows}
+    assert by_id["guarded"]["base"] == "a"  # same weights sha256, found from the data, not the name
+    assert by_id["b_tv"]["base"] is None and by_id["a"]["base"] is None
+    for board in boards.BOARDS:
+        groups = {g: [r["id"] for r in rs] for g, _, rs in boards.ranked(board, rows)}
+        assert sorted(groups["main"]) == ["a", "b"] and sorted(groups["defended"]) == ["b_tv", "guarded"]
+        assert groups["quick"] == ["q"]
+        for g, _, rs in boards.ranked(board, rows):
+            assert [r["rank"] for r in rs] == list(range(1, len(rs) + 1))
+            values = [board.value(r) for r in rs]
+            assert values == sorted(values, reverse=board.better == "higher")
+
+
+def test_each_board_ranks_its_own_metric(board_results):
+    rows = [e.row for e in load(board_results / "v2")]
+    summary, _ = read_results(board_results / "v2" / "a")
+    a = next(r for r in rows if r["id"] == "a")
+    for condition, prefix in (("attack.ce_pgd", "ce_"), ("attack.blackbox_rate", "blackbox_")):
+        hit = summary[(summary["condition"] == condition) & np.isclose(summary["eps"], HEADLINE_EPS)].iloc[0]
+        for col in ("accuracy", "accuracy_ci_low", "overhead", "overhead_ci_high", "extra_bits"):
+            assert a[prefix + col] == hit[col], (condition, col)
+    assert a["worst_extra_bits"] == _headline_row(summary)["extra_bits"]
+    assert [b.key for b in boards.shown(boards.BOARDS, rows)] == ["whitebox", "blackbox", "corruptions",
+                                                                    "classification"]
+    old = [e.row for e in load(board_results / "v1")]
+    assert "blackbox" not in [b.key for b in boards.shown(boards.BOARDS, old)]
+
+
+def test_corruption_inflation_counts_a_falling_rate_as_zero(board_results):
+    summary, images = read_results(board_results / "v2" / "a")
+    blur = (summary["condition"] == "corruption.gaussian_blur")
+    summary = summary.assign(overhead=summary["overhead"].where(~blur, -0.5))  # the rate collapses under blur
+    row = summarize("a", records(summary), images).row
+    corr = summary[summary["kind"] == "corruption"]
+    assert row["corruption_inflation"] == pytest.approx(corr["overhead"].clip(lower=0).mean(), abs=1e-12)
+    assert row["corruption_overhead"] < row["corruption_inflation"]
+
+
+def test_corruption_inflation_ci_is_the_bootstrap_of_its_statistic(board_results):
+    """Against a direct loop over the per-cell CIs' resamples (metrics.cell_metrics' generator)."""
+    from erbench.metrics import BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED
+
+    summary, images = read_results(board_results / "v2" / "b")
+    row = summarize("b", records(summary), images).row
+    images = images.sort_values("image_index")
+    clean = images[images["condition"] == "clean"]["bits_coded"].to_numpy(float)
+    cells = [images[(images["condition"] == c) & (images["severity"] == s)]["bits_coded"].to_numpy(float)
+             for c, s in summary[summary["kind"] == "corruption"][["condition", "severity"]].itertuples(index=False)]
+    idx = np.random.default_rng(BOOTSTRAP_SEED).integers(0, len(clean), size=(BOOTSTRAP_SAMPLES, len(clean)))
+    stats = [np.mean([max(0.0, b[i].mean() / clean[i].mean() - 1) for b in cells]) for i in idx]
+    low, high = np.quantile(stats, [0.025, 0.975])
+    assert (row["corruption_inflation_ci_low"], row["corruption_inflation_ci_high"]) == pytest.approx((low, high),
+                                                                                                      abs=1e-12)
+
+
+def test_family_summary_is_computed_from_the_rows():
+    board = boards.BOARDS[0]
+    rows = [{"id": f"{f}{i}", "entropy_model": f, "worst_overhead": v, "complete": True, "degenerate": False,
+             "protocol_quick": False, "defense": "none", "protocol": "p"}
+            for f, vs in (("factorized", (0.01, 0.03, 0.05)), ("hyperprior", (0.04, 0.5, 0.7))) for i, v in enumerate(vs)]
+    text = boards.family_summary(board, rows, pct)
+    assert text == ("Factorized entries are the most resilient on this board: median +3.0% vs. +50.0% for "
+                    "hyperprior; ranks 1–2 are all factorized.")
+    assert boards.family_summary(board, rows[:3], pct) is None  # one family: nothing to compare
+
+
+def test_numbers_are_printed_one_way():
+    assert pct(-0.00001) == "0.0%" and pct(0.123) == "+12.3%" and ci(-0.0001, 0.02) == "[0.0%, +2.0%]"
+    assert ci(0.01, 0.02) == "[+1.0%, +2.0%]"
+    assert [beta(b) for b in (1e-4, 3e-5, 1e-3, 1.5e-3, 0.0001)] == ["1e-4", "3e-5", "1e-3", "1.5e-3", "1e-4"]
+
+
+def test_heatmap_colour_scale_stops_at_minus_100_percent(entries):
+    cells = [{**c, "overhead": -0.99} if c["kind"] == "corruption" and c["severity"] == 5 else c
+             for c in entries["complete_fp"].cells]
+    cells = [{**c, "overhead": 2.9} if c["condition"] == "corruption.fog" else c for c in cells]
+    heat = figures.corruption_heatmap(cells, "overhead")["data"][0]
+    assert heat["zmin"] == -1.0 and heat["zmax"] == pytest.approx(2.9)
+
+
+def test_downloads_and_dates(board_results, tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    build(board_results / "v2", site, repo_url="https://example.org/erbench")
+    for sid in ("a", "guarded"):
+        for name in ("summary.parquet", "per_image.parquet"):
+            assert (site / "data" / sid / name).read_bytes() == (board_results / "v2" / sid / name).read_bytes()
+        csv = pd.read_csv(site / "data" / sid / "summary.csv")
+        assert len(csv) == len(read_results(board_results / "v2" / sid)[0])
+    board = pd.read_csv(site / "data" / "leaderboard.csv")
+    assert sorted(board["id"]) == ["a", "b", "b_tv", "guarded", "q"]
+    assert len(pd.read_parquet(site / "data" / "summary.parquet")) == len(pd.read_csv(site / "data" / "summary.csv"))
+    index = (site / "index.html").read_text()
+    assert "built 2026-02-03" in index  # the newest result's date, not the clock
+    assert 'href="https://example.org/erbench"' in index and "submit.html" in index
+    assert "2026-02-03</td>" in index and "Zhang" in (site / "data.html").read_text()
+    build(board_results / "v2", site, date="2027-05-06")
+    assert "built 2027-05-06" in (site / "index.html").read_text()
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    build(board_results / "v2", site)
+    assert "built 2023-11-14" in (site / "index.html").read_text()
+    with pytest.raises(ErbenchError, match="not a date"):
+        build(board_results / "v2", site, date="May 6")
+
+
+def test_submit_page_renders_the_guide_escaped(board_results, tmp_path):
+    guide = tmp_path / "CONTRIBUTING.md"
+    guide.write_text("# Contributing\n\n1. Run `erbench check`.\n2. See [the docs](docs/engine.md).\n\n<script>x</script>\n")
+    build(board_results / "v1", tmp_path / "site", repo_url="https://example.org/r", guide=guide)
+    page = (tmp_path / "site" / "submit.html").read_text()
+    assert "<code>erbench check</code>" in page and 'href="https://example.org/r/blob/main/docs/engine.md"' in page
+    assert "<script>x</script>" not in page and "&lt;script&gt;" in page
+    assert 'href="https://example.org/r/blob/main/CONTRIBUTING.md"' in page
+    assert not (tmp_path / "site" / "blackbox.html").exists()  # erbench-v1 has no black-box cells
