@@ -420,3 +420,17 @@ def test_sc2bench_import_of_a_checkpoint_that_is_not_a_dict(tmp_path, capsys):
         err = capsys.readouterr().err
         _one_line(2, err, str(ckpt), None, "expected a state dict")
         assert not (tmp_path / "w.safetensors").exists()
+
+
+def test_a_run_deletes_nothing_of_its_neighbours_under_out(run_cli, tmp_path):
+    out = tmp_path / "out"
+    neighbours = [out / f".{FACTORIZED.stem}.backup" / "notes.txt", out / f".{FACTORIZED.stem}.old.abcd1234" / "a.txt",
+                  out / "README.md"]
+    for path in neighbours:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("precious")
+    code, _, err = run_cli("evaluate", FACTORIZED, "--out", out, "--limit", "4", "--no-progress",
+                           "-c", "corruption.snow", "--cache-dir", tmp_path / "cache")
+    assert code == 0, err
+    assert all(p.read_text() == "precious" for p in neighbours)
+    assert (out / FACTORIZED.stem / "summary.parquet").is_file()

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import SUBMISSIONS
+from conftest import ROOT, SUBMISSIONS
 
 from erbench.models.loader import load_model
 from erbench.runner import evaluate
 from erbench.spec import load_submission
+
+
+def test_committed_tree_validates(run_cli):
+    """Every committed YAML passes `erbench validate`: ids unique under submissions/, weights inside it."""
+    code, out, err = run_cli("validate", ROOT / "submissions")
+    assert code == 0 and not err and out.splitlines() == [f"ok {p}" for p in SUBMISSIONS], err
 
 
 @pytest.mark.parametrize("path", SUBMISSIONS, ids=[p.stem for p in SUBMISSIONS])

@@ -1,7 +1,8 @@
 """A submission's weights file, checked without torch: sha256, the safetensors header, finite values.
 
 A .safetensors file is an 8-byte little-endian header length, a JSON header (tensor name ->
-dtype, shape, byte offsets) and the tensors' bytes. erbench reads float32 ("F32") tensors only.
+dtype, shape, byte offsets) and the tensors' bytes. erbench reads float32 ("F32") tensors only, but
+for BatchNorm's step counters (``num_batches_tracked``: int64, "I64").
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import numpy as np
 from erbench.errors import ErbenchError, shorten
 
 HEADER_MAX_BYTES = 1 << 20
-DTYPE = "F32"
+DTYPE, COUNTER_DTYPE, COUNTERS = "F32", "I64", ("num_batches_tracked",)
+_ITEMSIZE = {DTYPE: 4, COUNTER_DTYPE: 8}
 _NAME = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
 
 
@@ -41,9 +43,13 @@ def _tensor(name: object, info: object, payload: int, start: int) -> tuple[str, 
     if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(n) is int for n in offsets)
             and 0 <= offsets[0] <= offsets[1] <= payload):
         raise ValueError(f"tensor '{name}' has data_offsets {shorten(offsets)} outside the file")
-    if dtype == DTYPE and offsets[1] - offsets[0] != 4 * math.prod(shape):
+    if dtype in _ITEMSIZE and offsets[1] - offsets[0] != _ITEMSIZE[dtype] * math.prod(shape):
         raise ValueError(f"tensor '{name}' has {offsets[1] - offsets[0]} bytes for shape {tuple(shape)}")
     return str(dtype), tuple(shape), start + offsets[0]
+
+
+def expected_dtype(name: str) -> str:
+    return COUNTER_DTYPE if name.rsplit(".", 1)[-1] in COUNTERS else DTYPE
 
 
 def header(data: bytes, *, file: str | Path) -> dict[str, tuple[str, tuple[int, ...], int]]:
@@ -74,11 +80,12 @@ def read_weights(path: Path, data: bytes, sha256: str, *, spec: str | Path) -> t
         tensors = header(data, file=spec)
     except ErbenchError as exc:
         return Weights(path, data, {}), [*problems, exc]
-    other = sorted(name for name, (dtype, _, _) in tensors.items() if dtype != DTYPE)
+    other = sorted(name for name, (dtype, _, _) in tensors.items() if dtype != expected_dtype(name))
     if other:
         problems.append(ErbenchError(
             f"dtype {shorten(tensors[other[0]][0], 20)}; erbench loads float32 ({DTYPE}) weights only "
-            f"({len(other)} of {len(tensors)} tensors are not)", file=path, field=other[0]))
+            f"({len(other)} of {len(tensors)} tensors are not; {COUNTERS[0]}: {COUNTER_DTYPE})", file=path,
+            field=other[0]))
     for name, (dtype, shape, offset) in sorted(tensors.items()):
         if dtype != DTYPE or not math.prod(shape):
             continue

@@ -22,6 +22,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -168,9 +169,10 @@ class Store:
         for d in (self.path, self.parts):
             for p in d.glob(f"{STAGING}*"):
                 p.unlink(missing_ok=True)
-        # staging directories of erbench < 0.2's whole-directory writes
+        # staging directories of erbench < 0.2's whole-directory writes (mkdtemp names, Parquet files only)
+        legacy = re.compile(rf"\.{re.escape(self.path.name)}\.(old\.)?[a-z0-9_]{{8}}")
         for p in self.path.parent.glob(f".{self.path.name}.*"):
-            if p.is_dir():
+            if legacy.fullmatch(p.name) and p.is_dir() and all(f.suffix == ".parquet" for f in p.iterdir()):
                 shutil.rmtree(p, ignore_errors=True)
 
     def _part_files(self) -> dict[str, Path]:
