@@ -113,8 +113,7 @@ def corruption_heatmap(cells: list[dict], metric: str) -> dict:
     """19 corruptions x 5 severities of ``metric`` (overhead or accuracy); missing cells stay blank."""
     values = {(c["condition"], c["severity"]): c[metric] for c in cells if c["kind"] == "corruption"}
     z = [[values.get((f"corruption.{name}", s)) for s in SEVERITIES] for name in CORRUPTIONS]
-    fmt = "{:+.0%}" if metric == "overhead" else "{:.2f}"
-    text = [["" if v is None else fmt.format(v) for v in line] for line in z]
+    text = [["" if v is None else _pct0(v) if metric == "overhead" else f"{v:.2f}" for v in line] for line in z]
     trace = {"type": "heatmap", "z": z, "text": text, "texttemplate": "%{text}", "x": [str(s) for s in SEVERITIES],
              "y": list(CORRUPTIONS), "xgap": 2, "ygap": 2, "hoverongaps": False,
              "hovertemplate": "%{y}, severity %{x}: %{text}<extra></extra>", "colorbar": {"thickness": 12}}
@@ -189,6 +188,12 @@ def data_table(spec: dict) -> tuple[list[str], list[list[str]]] | None:
             rows.append([t.get("name", ""), str(label), _fmt(x), _fmt(y)])
     axis = spec["layout"]
     return (["series", "point", axis["xaxis"]["title"]["text"], axis["yaxis"]["title"]["text"]], rows) if rows else None
+
+
+def _pct0(v: float) -> str:
+    """'+12%', '-3%', and '0%' (never '-0%') for what rounds to zero."""
+    text = f"{v:+.0%}"
+    return "0%" if text in ("+0%", "-0%") else text
 
 
 def _fmt(v) -> str:
