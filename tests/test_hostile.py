@@ -403,7 +403,8 @@ def test_existing_non_result_path_is_never_deleted(run_cli, tmp_path, no_model, 
         keep.write_text("precious")
     before = sorted(tmp_path.rglob("*"))
     code, _, err = run_cli("evaluate", FACTORIZED, "--out", target.parent, "--limit", "4", "--no-progress")
-    _one_line(code, err, str(target), "--out", "not an erbench result directory", "untouched")
+    what = "not a directory" if kind == "file" else "not an erbench result directory"
+    _one_line(code, err, str(target), "--out", what, "left untouched")
     assert keep.read_text() == "precious" and sorted(tmp_path.rglob("*")) == before
 
 
@@ -424,8 +425,8 @@ def test_sc2bench_import_of_a_checkpoint_that_is_not_a_dict(tmp_path, capsys):
 
 def test_a_run_deletes_nothing_of_its_neighbours_under_out(run_cli, tmp_path):
     out = tmp_path / "out"
-    neighbours = [out / f".{FACTORIZED.stem}.backup" / "notes.txt", out / f".{FACTORIZED.stem}.old.abcd1234" / "a.txt",
-                  out / "README.md"]
+    neighbours = [out / f".{FACTORIZED.stem}.backup" / "summary.parquet",
+                  out / f".{FACTORIZED.stem}.old.abcd1234" / "notes.txt", out / "README.md"]
     for path in neighbours:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("precious")

@@ -146,8 +146,9 @@ class Store:
             where = "is a file" if existing == out else f"is under {existing}, which is not a directory"
             raise ErbenchError(f"{where}: --out must be a directory", file=out, field="--out")
         if os.path.lexists(self.path) and not _is_result_dir(self.path):
-            raise ErbenchError("exists and is not an erbench result directory (plan.json, parts/); it is left "
-                               "untouched: move it or use another --out", file=self.path, field="--out")
+            what = "an erbench result directory (plan.json, parts/)" if self.path.is_dir() else "a directory"
+            raise ErbenchError(f"exists and is not {what}; it is left untouched: move it or use another --out",
+                               file=self.path, field="--out")
         if os.path.lexists(self.parts) and not self.parts.is_dir():
             raise ErbenchError("exists and is not a directory", file=self.parts, field="--out")
         try:
@@ -169,10 +170,12 @@ class Store:
         for d in (self.path, self.parts):
             for p in d.glob(f"{STAGING}*"):
                 p.unlink(missing_ok=True)
-        # staging directories of erbench < 0.2's whole-directory writes (mkdtemp names, Parquet files only)
+        # staging directories of erbench < 0.2's whole-directory writes: empty, or a mkdtemp name
+        # holding Parquet files only (a user's .<id>.backup/ is not one)
         legacy = re.compile(rf"\.{re.escape(self.path.name)}\.(old\.)?[a-z0-9_]{{8}}")
         for p in self.path.parent.glob(f".{self.path.name}.*"):
-            if legacy.fullmatch(p.name) and p.is_dir() and all(f.suffix == ".parquet" for f in p.iterdir()):
+            files = list(p.iterdir()) if p.is_dir() and not p.is_symlink() else None
+            if files == [] or files and legacy.fullmatch(p.name) and all(f.suffix == ".parquet" for f in files):
                 shutil.rmtree(p, ignore_errors=True)
 
     def _part_files(self) -> dict[str, Path]:
