@@ -169,18 +169,19 @@ def list_registered():
     from erbench.models.architectures import ARCHITECTURES
     from erbench.protocol import PROTOCOLS
 
-    click.echo("architectures:")
-    for name, arch in ARCHITECTURES.items():
-        click.echo(f"  {name:28s} {arch.family:10s} {arch.summary}")
-    click.echo("datasets:")
-    for name in DATASETS:
-        click.echo(f"  {name}")
-    click.echo("conditions:")
-    for name, cond in CONDITIONS.metas():
-        click.echo(f"  {name:28s} {cond.kind:10s} {cond.summary}")
-    click.echo("protocols:")
-    for name, proto in PROTOCOLS.items():
-        click.echo(f"  {name:28s} {len(proto.cells):4d} cells  {proto.description}")
+    def section(title: str, rows: list[tuple[str, ...]]) -> None:  # columns as wide as their longest value
+        click.echo(f"{title}:")
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)] if rows else []
+        for r in rows:
+            click.echo("  " + "  ".join(v.ljust(w) for v, w in zip(r, widths)) + ("  " if widths else "") + r[-1])
+
+    section("architectures", [(name, arch.family, arch.summary) for name, arch in ARCHITECTURES.items()])
+    section("datasets", [(name,) for name in DATASETS])
+    section("conditions", [(name, cond.kind, cond.summary) for name, cond in CONDITIONS.metas()])
+    # a run's results hold one row per cell plus one attack.worst_rate row per (norm, eps) of the rate attacks
+    section("protocols (cells + worst-case rows = result rows)",
+            [(name, f"{len(p.cells)} + {len(p.worst_case())} = {len(p.cells) + len(p.worst_case())}", p.description)
+             for name, p in PROTOCOLS.items()])
 
 
 @cli.command()
