@@ -74,8 +74,8 @@ def read_weights(path: Path, data: bytes, sha256: str, *, spec: str | Path) -> t
     problems = []
     actual = hashlib.sha256(data).hexdigest()
     if actual != sha256:
-        problems.append(ErbenchError(f"sha256 mismatch for {shorten(path.name, 40)}: expected {sha256}, got {actual}",
-                                     file=spec, field="weights.sha256"))
+        problems.append(ErbenchError(f"sha256 mismatch: expected {sha256}, got {actual}", file=spec,
+                                     field="weights.sha256"))
     try:
         tensors = header(data, file=spec)
     except ErbenchError as exc:
