@@ -164,7 +164,7 @@ def test_sort_filter_and_figures(site, page, tmp_path):
     assert _points(page) < points  # the filter drives the plot too
     assert page.locator("select[data-col=defense_name] option").all_inner_texts() == ["all", "likelihood_tv", "none"]
 
-    page.locator(f'#board td.sub > a:text-is("{shown[0]}")').click()
+    page.locator(f'#board tr[data-id="{shown[0]}"] td.sub > a').click()
     page.wait_for_url(f"**/s/{shown[0]}.html")
     figs = page.locator("[data-fig]")
     assert figs.count() == 7  # overhead + accuracy per norm (2), two heatmaps, bits distribution

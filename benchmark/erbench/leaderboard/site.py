@@ -20,6 +20,7 @@ from importlib.resources import files
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup, escape
 
 import erbench
 from erbench import metrics
@@ -152,6 +153,11 @@ def cell(column: Column, row: dict) -> str:
             "date": lambda x: str(x)[:10], "rank": lambda x: "—" if x is None else str(x)}.get(column.kind, str)(v)
 
 
+def breakable(text: str) -> Markup:
+    """``text`` escaped, with a line-break opportunity after each underscore (long ids on a phone)."""
+    return Markup(str(escape(text)).replace("_", "_<wbr>"))
+
+
 def params(cell: dict) -> str:
     return param_text(*(cell[k] for k in ("severity", "norm", "eps", "variant", "steps", "seed")))
 
@@ -160,7 +166,8 @@ def _env() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("erbench.leaderboard", "templates"),
                              autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(pct=pct, delta=delta, num=num, sv=sort_value, params=params, missing=_missing, beta=beta)
+    env.filters.update(pct=pct, delta=delta, num=num, sv=sort_value, params=params, missing=_missing, beta=beta,
+                       breakable=breakable)
     env.globals.update(ci=ci, tone=tone, cell=cell, version=erbench.__version__, headline=HEADLINE)
     return env
 
