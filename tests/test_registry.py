@@ -8,6 +8,8 @@ import pytest
 
 from erbench.conditions import CONDITIONS, ConditionInfo
 from erbench.data.datasets import DATASETS
+from erbench.data.local import LocalTrack
+from erbench.data.manifest import load_manifest
 from erbench.errors import ErbenchError
 from erbench.models.architectures import ARCHITECTURES
 from erbench.protocol import PROTOCOLS
@@ -63,7 +65,13 @@ def test_condition_target_resolves_to_what_is_declared(name):
 
 @pytest.mark.parametrize("name", list(DATASETS))
 def test_dataset_target_resolves(name):
-    assert DATASETS.target(name) and callable(DATASETS.get(name))
+    """An embedded track registers its builder, a real track its LocalTrack, as its manifest says."""
+    entry, manifest = DATASETS.get(name), load_manifest(name)
+    assert DATASETS.target(name)
+    if manifest.local is None:
+        assert callable(entry) and manifest.test_sha256
+    else:
+        assert isinstance(entry, LocalTrack)
 
 
 @pytest.mark.parametrize("name", list(ARCHITECTURES))
