@@ -38,3 +38,19 @@ def test_committed_results_match_their_submission(path, protocol, entries):
     assert entry.row["complete"], entry.missing
     expected = len(PROTOCOLS.get(protocol).cells_for(sub.defense is not None))
     assert (rows["kind"] != "aggregate").sum() == expected
+
+
+V2 = [(p, protocol) for p, protocol in DIRS if protocol == "erbench-v2"]
+
+
+@pytest.mark.parametrize("path, protocol", V2, ids=[p.name for p, _ in V2])
+def test_strong_is_the_strongest_rate_variant_in_the_committed_results(path, protocol):
+    """On all test images, ``strong`` raises the coded size at least as much as every other rate
+    PGD variant at every L-inf budget (tests/test_attacks.py recomputes it for entries without
+    committed erbench-v2 results)."""
+    rows = pq.read_table(path / "summary.parquet").to_pandas()
+    rate = rows[(rows["condition"] == "attack.rate_pgd") & (rows["norm"] == "linf")]
+    overhead = rate.pivot_table(index="eps", columns="variant", values="overhead")
+    assert set(overhead.columns) == {"strong", "paper", "noise_y", "fgsm"} and len(overhead) == 5
+    others = overhead.drop(columns="strong").max(axis=1)
+    assert (overhead["strong"] >= others).all(), overhead
