@@ -145,7 +145,10 @@ def test_weights_outside_the_root_are_refused_unhashed(run_cli, copy_submission,
 @pytest.mark.parametrize("target", ["/etc/passwd", "git_config"])
 def test_symlink_out_of_the_root_is_refused_unhashed(run_cli, copy_submission, tmp_path, target):
     spec = copy_submission()
-    real = Path(target) if target.startswith("/") else ROOT / ".git" / "config"
+    # the repository's git config (a worktree's .git is a file naming the common directory)
+    git_dir = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--path-format=absolute", "--git-common-dir"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    real = Path(target) if target.startswith("/") else Path(git_dir) / "config"
     weights = spec.with_suffix(".safetensors")
     weights.unlink()
     weights.symlink_to(real)
