@@ -86,7 +86,7 @@ def test_cli_with_ray_and_an_error_in_the_tasks_as_one_line(local_ray, tmp_path,
     code, out, err = run_cli("evaluate", spec, "--out", tmp_path / "bad", *args)
     assert code == 2
     lines = err.strip().splitlines()
-    assert lines[-1].startswith("error: ") and "weights file not found" in lines[-1]
+    assert lines[-1].startswith("error: ") and lines[-1].endswith("weights.file: file not found")
     assert "Traceback" not in err and "RayTaskError" not in err
     assert not list((tmp_path / "bad" / spec.stem / "parts").glob("*.parquet"))
 
