@@ -50,6 +50,13 @@ def cli():
 @click.option("--data-root", type=click.Path(path_type=Path), default=None,
               help="a real track's local copy (cifar10, imagenet-val-5k; default: $ERBENCH_DATA_<TRACK>, e.g. "
                    "ERBENCH_DATA_CIFAR10); not part of any result key")
+@click.option("--corruption-source", type=click.Choice(["imagecorruptions", "prerendered"]),
+              default="imagecorruptions", show_default=True,
+              help="corruption cells rendered by erbench, or read from the track's pre-rendered set (CIFAR-10-C, "
+                   "ImageNet-C): separate cells, labelled by the corruption_source column")
+@click.option("--corruption-root", type=click.Path(path_type=Path), default=None,
+              help="the directory holding CIFAR-10-C/ or ImageNet-C/ (default: $ERBENCH_DATA_CIFAR_10_C, "
+                   "$ERBENCH_DATA_IMAGENET_C); never downloaded")
 @click.option("--jobs", "-j", default=1, show_default=True, type=click.IntRange(min=1),
               help="cells computed at once, in worker processes (results do not depend on it)")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
@@ -60,7 +67,7 @@ def cli():
               help="compute only shard I of N (1-based) of the cells; combine shard outputs with `erbench merge`")
 @click.option("--no-progress", is_flag=True, help="no progress bar")
 def evaluate(submission, out_dir, protocol, quick, conditions, device, batch_size, limit, cache_dir, jobs, threads,
-             executor, ray_address, shard, no_progress, data_root):
+             executor, ray_address, shard, no_progress, data_root, corruption_source, corruption_root):
     """Evaluate SUBMISSION (a YAML file) under the protocol and write Parquet results.
 
     Each cell is committed as soon as it is computed: rerunning the same command after an
@@ -82,7 +89,8 @@ def evaluate(submission, out_dir, protocol, quick, conditions, device, batch_siz
         warnings.simplefilter("always")
         result = run(submission, out_dir, protocol=f"{protocol}-quick" if quick else protocol,
                      conditions=tuple(conditions), device=device, batch_size=batch_size, limit=limit,
-                     cache_dir=cache_dir, data_root=data_root, executor=executor, shard=parse_shard(shard),
+                     cache_dir=cache_dir, data_root=data_root, corruption_source=corruption_source,
+                     corruption_root=corruption_root, executor=executor, shard=parse_shard(shard),
                      resources=Resources(jobs=jobs, threads=threads, address=ray_address),
                      progress=not no_progress)
     seconds = time.time() - start

@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SCHEMA_VERSION = "2"  # 2: per-image queries, summary noop
+SCHEMA_VERSION = "3"  # 2: per-image queries, summary noop; 3: corruption_source, corruption_sha256
 
 _STR, _F64, _I64, _BOOL = pa.string(), pa.float64(), pa.int64(), pa.bool_()
 
@@ -33,6 +33,9 @@ PROVENANCE = [
     ("weights_sha256", _STR, "sha256 of the weights file"),
     ("manifest_sha256", _STR, "sha256 of the data manifest file"),
     ("dataset_sha256", _STR, "sha256 of the evaluated split (images + labels)"),
+    ("corruption_sha256", _STR, "what a pre-rendered corruption cell read: CIFAR-10-C, the sha256 of its <corruption>.npy; "
+                                "ImageNet-C, the sha256 of the sha256sum listing of the cell's JPEGs in image order "
+                                "(docs/real_scale.md); null for every other cell"),
     ("torch_version", _STR, "torch version"),
     ("compressai_version", _STR, "compressai version"),
     ("device", _STR, "device the model ran on (cpu, cuda, ...)"),
@@ -57,6 +60,9 @@ CELL = [
     ("variant", _STR, "attack variant, e.g. paper | strong | fgsm (null otherwise)"),
     ("steps", _I64, "attack iterations (null otherwise)"),
     ("seed", _I64, "seed of the condition's randomness"),
+    ("corruption_source", _STR, "where a corruption cell's images come from: imagecorruptions (rendered by erbench, "
+                                "seeded) | CIFAR-10-C | ImageNet-C (the published pre-rendered files); null for clean, "
+                                "attack and aggregate rows. Cells of different sources are different cells"),
 ]
 PER_IMAGE = [
     ("image_index", _I64, "index of the image in the dataset split"),
@@ -164,8 +170,25 @@ def write_results(out_dir: Path, submission_id: str, summary: pd.DataFrame, per_
     return final
 
 
+def upgrade(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of an older schema in this one: schema 2 had no pre-rendered corruptions, so its corruption rows
+    get ``corruption_source`` 'imagecorruptions', every row a null ``corruption_sha256`` and schema_version 3."""
+    if "corruption_source" in frame.columns:
+        return frame
+    from erbench.cells import RENDERED
+
+    frame = frame.copy()
+    frame["corruption_source"] = pd.Series(RENDERED, index=frame.index, dtype=object).where(
+        frame["kind"] == "corruption", None)
+    frame["corruption_sha256"] = pd.Series(None, index=frame.index, dtype=object)
+    frame["schema_version"] = SCHEMA_VERSION
+    return frame
+
+
 def read_results(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return pq.read_table(path / SUMMARY_FILE).to_pandas(), pq.read_table(path / PER_IMAGE_FILE).to_pandas()
+    """Both tables, in this schema (older results upgraded: ``upgrade``)."""
+    return (upgrade(pq.read_table(path / SUMMARY_FILE).to_pandas()),
+            upgrade(pq.read_table(path / PER_IMAGE_FILE).to_pandas()))
 
 
 def schema_markdown() -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from erbench.cells import RENDERED
 from erbench.data.manifest import manifest_sha256
 from erbench.engine import tables, worker
 from erbench.engine.executors import EXECUTORS, Resources
@@ -48,6 +49,23 @@ def _columns(sub: Submission, prov: dict) -> dict:
             "defense": sub.defense.label() if sub.defense is not None else "none", **prov}
 
 
+SOURCES = (RENDERED, "prerendered")  # --corruption-source: erbench's rendering, or the track's -C set
+
+
+def _prerendered(source: str, dataset_id: str, root: str | Path | None):
+    """The track's pre-rendered corruption set and its root for ``source`` 'prerendered' (None, None for
+    erbench's rendering)."""
+    if source not in SOURCES:
+        raise ErbenchError(f"unknown corruption source '{source[:40]}' (expected one of {', '.join(SOURCES)})",
+                           field="--corruption-source")
+    if source == RENDERED:
+        return None, None
+    from erbench.conditions.prerendered import corruption_set, set_root
+
+    cset = corruption_set(dataset_id)
+    return cset, set_root(cset, root)
+
+
 def evaluate(
     spec_path: str | Path,
     out_dir: str | Path | None = "results",
@@ -59,6 +77,8 @@ def evaluate(
     limit: int | None = None,
     cache_dir: str | Path | None = None,
     data_root: str | Path | None = None,
+    corruption_source: str = RENDERED,
+    corruption_root: str | Path | None = None,
     progress: bool = True,
     executor: str = "local",
     resources: Resources = Resources(),
@@ -66,7 +86,9 @@ def evaluate(
 ) -> Evaluation:
     """Run the protocol's cells of a submission that are not committed yet; write the tables when
     the plan is complete (``out_dir`` None: nothing is written, parts stay in memory). ``data_root``:
-    a real track's local data (default: its ``ERBENCH_DATA_<ID>`` variable, data/local.py)."""
+    a real track's local data (default: its ``ERBENCH_DATA_<ID>`` variable, data/local.py).
+    ``corruption_source`` 'prerendered': the corruption cells read the track's CIFAR-10-C / ImageNet-C
+    files under ``corruption_root`` (conditions/prerendered.py), as cells of their own."""
     spec_path = Path(spec_path)
     sub = load_submission(spec_path)
     store = Store(Path(out_dir), sub.id) if out_dir is not None else MemoryStore()
@@ -79,13 +101,21 @@ def evaluate(
     if batch_size < 1:
         raise ErbenchError("must be at least 1", field="--batch-size")
     make_executor = EXECUTORS.get(executor, field="--executor")
+    cset, corruption_root = _prerendered(corruption_source, sub.dataset, corruption_root)
+    if cset is not None:  # its cells are others than the rendered ones: their keys differ
+        cells = tuple(replace(c, corruption_source=cset.name) if c.condition.startswith("corruption.") else c
+                      for c in cells)
     settings = Settings(device, batch_size, str(cache_dir) if cache_dir else None, resources.threads,
-                        str(data_root) if data_root else None)
+                        str(data_root) if data_root else None, str(corruption_root) if corruption_root else None)
     # the driver loads the model first: a bad submission fails here, before anything is written
     worker.set_threads(resources.threads)
     worker.forget()
     ctx = worker.context(str(spec_path), 0, settings)
     n = min(x for x in (len(ctx.dataset), limit, proto.max_images) if x is not None)
+    if cset is not None:
+        from erbench.conditions.prerendered import check
+
+        check(ctx.dataset, cset, corruption_root, cells, n)
     prov = provenance(protocol=proto.name, quick=proto.quick, weights_sha256=sub.weights.sha256,
                       manifest_sha256=manifest_sha256(sub.dataset), dataset_sha256=ctx.dataset.sha256, device=device)
     columns = _columns(sub, prov)

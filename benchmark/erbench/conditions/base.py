@@ -32,6 +32,7 @@ class Context:
     batch_size: int = 64
     cache_dir: Path | None = None
     progress: bool = True
+    corruption_root: Path | None = None  # a pre-rendered corruption set's root (prerendered.py)
 
     @cached_property
     def images(self) -> np.ndarray:

@@ -5,6 +5,7 @@ dataset index), so the same image, corruption and severity give the same pixels 
 for any subset or batch size. Corrupted images are cached on disk in chunks (``--cache-dir``),
 keyed by the dataset's sha256, so ``glass_blur`` is computed once per machine, not per model;
 each file carries a checksum of its bytes in its name and is recomputed when it does not match.
+A cell whose ``corruption_source`` is a pre-rendered set reads that set's files instead (prerendered.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from erbench.cells import RENDERED
 from erbench.conditions.base import Cell, Context, Generated
 from erbench.conditions.catalog import CORRUPTIONS, SEVERITIES  # noqa: F401  (re-exported)
 from erbench.conditions.imagecorruptions_compat import imagecorruptions
@@ -73,6 +75,11 @@ class Corruption:
         self.summary = f"imagecorruptions '{name}' (Hendrycks & Dietterich), severity 1-5"
 
     def generate(self, cell: Cell, ctx: Context) -> Generated:
+        if cell.corruption_source != RENDERED:
+            from erbench.conditions import prerendered
+
+            images, sha256 = prerendered.read(cell, ctx.dataset, ctx.indices, ctx.corruption_root)
+            return Generated(images, {"corruption_sha256": np.full(len(images), sha256, dtype=object)})
         out = np.empty_like(ctx.images)
         # chunks are aligned on dataset indices, so a --limit run reuses (and fills) the same cache
         chunk_ids = ctx.indices // CACHE_CHUNK

@@ -4,7 +4,9 @@ A cell's key is the sha256 of everything that determines its rows: the protocol,
 erbench version of its condition, the submission (id, model spec, weights sha256, defense), the
 dataset (id, sha256), the evaluated image range and the device (the runner builds this identity;
 the batch size and torch threads change no row, tests/test_reproducibility.py). Two runs that agree on all of it compute the same rows, so a
-committed part with that key is reused instead of recomputed.
+committed part with that key is reused instead of recomputed. A corruption cell's ``corruption_source``
+enters its key only when it is not the default (``imagecorruptions``), so the keys of rendered cells are
+those of schema 2 and a pre-rendered cell never shares a key with a rendered one.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ import json
 from dataclasses import asdict, dataclass
 from fnmatch import fnmatchcase
 
-from erbench.cells import Cell
+from erbench.cells import RENDERED, Cell
 from erbench.errors import ErbenchError
-from erbench.results import SCHEMA_VERSION
+
+# The results schema named in every cell key: schema 3 only added columns a schema-2 part is given when
+# it is read (results.upgrade), so keys keep naming 2 and committed schema-2 parts are reused.
+KEY_SCHEMA_VERSION = "2"
 
 # Bump a condition's version when what it computes changes: committed parts of the old version
 # are then recomputed, never reused. Patterns match "condition:variant", in order; the first match
@@ -101,12 +106,15 @@ class Plan:
 
 
 def cell_key(identity: dict, cell: Cell) -> str:
-    blob = {**identity, "cell": asdict(cell), "condition_version": condition_version(cell)}
+    params = asdict(cell)
+    if params["corruption_source"] in (None, RENDERED):
+        del params["corruption_source"]
+    blob = {**identity, "cell": params, "condition_version": condition_version(cell)}
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
 
 
 def make_plan(identity: dict, cells: tuple[Cell, ...]) -> Plan:
-    identity = {**identity, "schema_version": SCHEMA_VERSION}
+    identity = {**identity, "schema_version": KEY_SCHEMA_VERSION}
     return Plan(identity, tuple(Task(c, cell_key(identity, c), cell_cost(c)) for c in cells))
 
 

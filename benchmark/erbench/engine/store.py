@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 
 from erbench.engine.plan import Plan, Task
 from erbench.errors import ErbenchError
-from erbench.results import PER_IMAGE_FILE, PER_IMAGE_SCHEMA, SUMMARY_FILE, SUMMARY_SCHEMA, to_table
+from erbench.results import PER_IMAGE_FILE, PER_IMAGE_SCHEMA, SUMMARY_FILE, SUMMARY_SCHEMA, to_table, upgrade
 
 DERIVED_COLUMNS = ("prediction_kept",)  # per-image columns computed from other cells, when tables are derived
 PART_SCHEMA = pa.schema([f for f in PER_IMAGE_SCHEMA if f.name not in DERIVED_COLUMNS],
@@ -216,7 +216,7 @@ class Store:
         table = pq.read_table(path)
         if table.schema.metadata.get(KEY_META) != key.encode():
             raise ErbenchError("cell part does not hold the cell its name says; delete it", file=path)
-        return table.to_pandas()
+        return upgrade(table.to_pandas())  # a schema-2 part (same key, results.upgrade) in this schema
 
     def seconds(self, key: str) -> float | None:
         """Compute time of a committed cell, as its worker measured it."""

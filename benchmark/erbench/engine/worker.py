@@ -31,13 +31,15 @@ from erbench.spec import load_submission
 class Settings:
     """How cells are computed. The device enters every cell's key; the batch size, the threads and
     the cache directory change no row (tests/test_reproducibility.py); the data root of a real track
-    neither (the dataset's sha256 is in the key)."""
+    neither (the dataset's sha256 is in the key), nor the root of a pre-rendered corruption set (each
+    row records the sha256 of what it read)."""
 
     device: str = "cpu"
     batch_size: int = 64
     cache_dir: str | None = None
     threads: int = 1
     data_root: str | None = None
+    corruption_root: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,8 @@ def context(spec_path: str, n_images: int, settings: Settings) -> Context:
     """The submission's loaded model and dataset on its first ``n_images`` test images, built once per process."""
     model, data = _loaded(spec_path, settings.device, settings.data_root)
     cache = Path(settings.cache_dir) if settings.cache_dir else None
-    return Context(data, np.arange(n_images), model, settings.device, settings.batch_size, cache, progress=False)
+    return Context(data, np.arange(n_images), model, settings.device, settings.batch_size, cache, progress=False,
+                   corruption_root=Path(settings.corruption_root) if settings.corruption_root else None)
 
 
 def _perturbation(images: np.ndarray, clean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -94,7 +97,8 @@ def run_cell(cell, ctx: Context) -> pd.DataFrame:
     linf, l2 = _perturbation(generated.images, ctx.images)
     frame = pd.DataFrame({**asdict(cell), "kind": condition.kind, "image_index": ctx.indices,
                           "label": ctx.labels, **m, "perturbation_linf": linf, "perturbation_l2": l2,
-                          "queries": pd.array([None] * len(linf), dtype="Int64"), **generated.extra})
+                          "queries": pd.array([None] * len(linf), dtype="Int64"),
+                          "corruption_sha256": np.full(len(linf), None, dtype=object), **generated.extra})
     frame["correct"] = frame["pred"] == frame["label"]
     return frame
 
