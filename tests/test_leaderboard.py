@@ -19,6 +19,7 @@ from erbench.leaderboard.aggregate import (CORRUPTION_CELLS, HEADLINE_EPS, WORST
 from erbench.leaderboard import boards
 from erbench.leaderboard.site import MARKER, beta, board_columns, build, ci, pct, render, sort_value
 from erbench.leaderboard.synthetic import synthetic_submission
+from erbench.protocol import PROTOCOLS
 from erbench.results import read_results
 
 N_IMAGES = 16
@@ -89,6 +90,20 @@ def test_protocol_cells_are_required_too(results):
     extra = Cell("attack.rate_pgd", norm="linf", eps=32 / 255, variant="paper", steps=50)
     e = summarize("x", records(summary), images, protocol_cells=(Cell("clean"), extra))
     assert not e.row["complete"] and e.missing == ["attack.rate_pgd [L∞ 32/255 · paper · 50 steps]"]
+
+
+def test_pre_rendered_corruptions_never_complete_a_rendered_protocol(results):
+    """Corruption cells from CIFAR-10-C are other cells than erbench's rendered ones: the entry is
+    incomplete (each missing rendered cell named), not ranked with rendered entries."""
+    summary, images = read_results(results / "complete_fp")
+    cells = records(summary)
+    protocol = PROTOCOLS.get(cells[0]["protocol"]).cells
+    assert summarize("x", cells, images, protocol).row["complete"]
+    for c in cells:
+        if c["condition"] == "corruption.fog":
+            c["corruption_source"] = "CIFAR-10-C"
+    e = summarize("x", cells, images, protocol)
+    assert not e.row["complete"] and e.missing == [f"corruption.fog [severity {s}]" for s in range(1, 6)]
 
 
 def test_noop_corruption_cells_are_excluded_from_the_corruption_mean(results):

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from erbench.cells import Cell
+from erbench.cells import RENDERED, Cell
 from erbench.conditions.catalog import CORRUPTIONS, SEVERITIES
 from erbench.errors import ErbenchError
 from erbench.metrics import BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, CI_LEVEL, cell_metrics
@@ -29,7 +29,8 @@ CE = Cell("attack.ce_pgd", norm=HEADLINE_NORM, eps=HEADLINE_EPS)  # the classifi
 BLACKBOX = Cell("attack.blackbox_rate", norm=HEADLINE_NORM, eps=HEADLINE_EPS)  # erbench-v2 on
 CORRUPTION_CELLS = tuple(Cell(f"corruption.{c}", severity=s) for c in CORRUPTIONS for s in SEVERITIES)
 REQUIRED = (CLEAN, WORST, *CORRUPTION_CELLS)
-KEY = ["condition", "severity", "norm", "eps", "variant", "steps", "seed"]
+# corruption_source is part of a cell: rendered and pre-rendered corruptions never stand in for each other
+KEY = ["condition", "severity", "norm", "eps", "variant", "steps", "seed", "corruption_source"]
 KIND_ORDER = {"clean": 0, "aggregate": 1, "attack": 2, "corruption": 3}
 IMAGE_COLUMNS = ["condition", "kind", "severity", "norm", "eps", "image_index", "bits_coded", "correct"]
 
@@ -78,12 +79,13 @@ def _none(v):
     return None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else v
 
 
-def cell_key(condition, severity=None, norm=None, eps=None, variant=None, steps=None, seed=0) -> tuple:
+def cell_key(condition, severity=None, norm=None, eps=None, variant=None, steps=None, seed=0,
+             corruption_source=None) -> tuple:
     """Hashable identity of a cell: NaN -> None, eps rounded to 1e-6."""
     severity, eps, steps = _none(severity), _none(eps), _none(steps)
     return (condition, None if severity is None else int(severity), _none(norm),
             None if eps is None else round(float(eps), 6), _none(variant),
-            None if steps is None else int(steps), int(seed))
+            None if steps is None else int(steps), int(seed), _none(corruption_source))
 
 
 def param_text(severity=None, norm=None, eps=None, variant=None, steps=None, seed=0) -> str:
@@ -99,6 +101,8 @@ def param_text(severity=None, norm=None, eps=None, variant=None, steps=None, see
 
 def label(cell: Cell) -> str:
     text = param_text(cell.severity, cell.norm, cell.eps, cell.variant, cell.steps, cell.seed)
+    if cell.corruption_source not in (None, RENDERED):
+        text += f" · {cell.corruption_source}"
     return cell.condition + (f" [{text}]" if text else "")
 
 
@@ -127,7 +131,7 @@ class Entry:
 def _order(cell: dict) -> tuple:
     """Clean, worst-case rows, attacks, corruptions; then by condition and parameters (None first)."""
     return (KIND_ORDER.get(cell["kind"], len(KIND_ORDER)),
-            *((cell[k] is not None, cell[k] if cell[k] is not None else 0) for k in KEY))
+            *((cell.get(k) is not None, cell.get(k) if cell.get(k) is not None else 0) for k in KEY))
 
 
 def records(summary: pd.DataFrame) -> list[dict]:
@@ -187,7 +191,7 @@ def summarize(sid: str, cells: list[dict], images, protocol_cells: tuple[Cell, .
     ``protocol_cells`` are required too (None: the protocol is unknown to this erbench).
     """
     images = {k: np.asarray(images[k]) for k in IMAGE_COLUMNS}
-    keys = [cell_key(*(c[k] for k in KEY)) for c in cells]
+    keys = [cell_key(*(c.get(k) for k in KEY)) for c in cells]
     by_head: dict[tuple, list[dict]] = {}
     for key, c in zip(keys, cells):
         by_head.setdefault(key[:4], []).append(c)
@@ -260,8 +264,11 @@ def _read(d: Path) -> tuple[list[dict], dict[str, np.ndarray]]:
     for name in (SUMMARY_FILE, PER_IMAGE_FILE):
         if not (d / name).is_file():
             raise ErbenchError(f"{name} is missing", file=d)
-    cells = sorted(({k: v if v == v else None for k, v in r.items()}  # NaN -> None
-                    for r in pq.ParquetFile(d / SUMMARY_FILE).read().to_pylist()), key=_order)
+    cells = [{k: v if v == v else None for k, v in r.items()}  # NaN -> None
+             for r in pq.ParquetFile(d / SUMMARY_FILE).read().to_pylist()]
+    for c in cells:  # results of schema < 3 hold rendered corruptions only (results.upgrade)
+        c.setdefault("corruption_source", RENDERED if c["kind"] == "corruption" else None)
+    cells.sort(key=_order)
     images = pq.ParquetFile(d / PER_IMAGE_FILE).read(columns=IMAGE_COLUMNS)
     if not cells:
         raise ErbenchError("no rows", file=d / SUMMARY_FILE)

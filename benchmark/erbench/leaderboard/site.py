@@ -214,7 +214,7 @@ def _submission_page(env: jinja2.Environment, entry: Entry, meta: tuple[Path, Su
 
 def _worst_cell(cells: list[dict]) -> dict | None:
     key = headline_key(WORST)
-    return next((c for c in cells if cell_key(*(c[k] for k in KEY))[:4] == key), None)
+    return next((c for c in cells if cell_key(*(c.get(k) for k in KEY))[:4] == key), None)
 
 
 def _protocol_page(env: jinja2.Environment, entries: list[Entry], site: dict) -> str:
