@@ -451,3 +451,14 @@ def test_submit_page_renders_the_guide_escaped(board_results, tmp_path):
     assert "<script>x</script>" not in page and "&lt;script&gt;" in page
     assert 'href="https://example.org/r/blob/main/CONTRIBUTING.md"' in page
     assert not (tmp_path / "site" / "blackbox.html").exists()  # erbench-v1 has no black-box cells
+
+
+def test_bits_histogram_has_a_quantile_table(entries):
+    """The per-image bits histogram's text alternative: each series' quantiles, against numpy's
+    percentile of the same per-image rows."""
+    e = entries["complete_fp"]
+    head, rows = figures.data_table(figures.bits_distribution(e.clean_bits, e.worst_bits))
+    assert head == ["series", "images", "min", "10%", "25%", "50%", "75%", "90%", "max"]
+    for row, values in zip(rows, (e.clean_bits, e.worst_bits)):
+        assert row[1] == str(len(values))
+        assert row[5] == f"{float(np.percentile(values, 50)):,.4g}" and row[8] == f"{float(values.max()):,.4g}"

@@ -172,7 +172,7 @@ def test_sort_filter_and_figures(site, page, tmp_path):
     for i in range(figs.count()):
         assert figs.nth(i).locator("svg.main-svg").count() >= 1
     assert page.locator("#fig-heat-overhead g.hm image").count() == 1  # the heatmap's raster
-    assert page.locator("details.figdata table").count() == 6  # a data table beside each plot but the histogram
+    assert page.locator("details.figdata table").count() == 7  # a data table beside each plot, the histogram too
     assert page.errors == []
 
 

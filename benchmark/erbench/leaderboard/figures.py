@@ -131,6 +131,9 @@ def corruption_heatmap(cells: list[dict], metric: str) -> dict:
     return {"data": [trace], "layout": layout}
 
 
+QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)  # the histograms' data table
+
+
 def bits_distribution(clean: np.ndarray, worst: np.ndarray) -> dict:
     """Per-image coded bits, clean vs. the worst-case rate attack at the headline eps (overlaid histograms)."""
     data = []
@@ -174,8 +177,12 @@ def ranking(board, groups: list[tuple[str, str, list[dict]]], headline: str) -> 
 
 def data_table(spec: dict) -> tuple[list[str], list[list[str]]] | None:
     """The figure's numbers as a table (its text alternative): scatter traces as (trace, point, x, y) rows,
-    a heatmap as its grid; None for histograms, which the page summarizes in words."""
+    a heatmap as its grid, histograms as each series' quantiles of its values."""
     traces = spec["data"]
+    if traces and traces[0]["type"] == "histogram":
+        head = ["series", "images", *(f"{q:.0%}" if 0 < q < 1 else ("min", "max")[int(q)] for q in QUANTILES)]
+        return head, [[t["name"], str(len(t["x"])), *(_fmt(float(v)) for v in np.quantile(t["x"], QUANTILES))]
+                      for t in traces]
     if traces and traces[0]["type"] == "heatmap":
         t = traces[0]
         return ["", *t["x"]], [[y, *line] for y, line in zip(t["y"], t["text"])]
