@@ -6,6 +6,8 @@ once ``stat`` has shown them to be within their size limit; nothing is hashed be
 
 from __future__ import annotations
 
+import hashlib
+
 import os
 import stat
 from pathlib import Path
@@ -71,3 +73,12 @@ def read_regular(path: Path, limit: int, *, file: str | Path, field: str | None)
     if len(data) > limit:
         raise ErbenchError(f"grew over the {_size(limit)} limit while read", file=file, field=field)
     return data
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

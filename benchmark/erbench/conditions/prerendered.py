@@ -32,6 +32,7 @@ from erbench.data.datasets import Dataset
 from erbench.data.local import env_var
 from erbench.data.manifest import read_list
 from erbench.errors import ErbenchError
+from erbench.files import file_sha256
 
 OPTION = "--corruption-root"
 
@@ -119,11 +120,8 @@ def check(dataset: Dataset, cset: CorruptionSet, root: Path, cells: tuple[Cell, 
 
 @lru_cache(maxsize=32)
 def _file_sha256(path: Path, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    """``file_sha256``, once per file version (size and mtime in the cache key)."""
+    return file_sha256(path)
 
 
 def read_cifar10c(root: Path, cell: Cell, indices: np.ndarray, n: int) -> tuple[np.ndarray, str]:

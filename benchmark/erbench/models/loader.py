@@ -7,7 +7,6 @@ allocated); only then the model is built and its coder tables derived.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
@@ -17,18 +16,11 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 from erbench.errors import ErbenchError
 from erbench.models.architectures import ARCHITECTURES
+from erbench.files import file_sha256  # noqa: F401  (re-exported: zoo, sc2bench_import)
 from erbench.models.split import SplitModel
 from erbench.spec import Submission, read_submission_weights
 
 Shapes = dict[str, tuple[int, ...]]
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def build_model(sub: Submission) -> SplitModel:
