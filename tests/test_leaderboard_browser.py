@@ -43,8 +43,8 @@ def _serve(site_dir: Path):
 
 TV = "likelihood_tv(weight=0.1,iterations=100,step=0.25,object_weight=0.1)"
 REPO = "https://github.com/example/erbench"
-PAGES = ("index.html", "blackbox.html", "corruptions.html", "classification.html", "compare.html?ids=entry_0,entry_1",
-         "protocol.html", "data.html", "submit.html", "s/entry_1_tv.html")
+PAGES = ("index.html", "blackbox.html", "corruptions.html", "classification.html", "cost.html",
+         "compare.html?ids=entry_0,entry_1", "protocol.html", "data.html", "submit.html", "s/entry_1_tv.html")
 VIEWPORTS = {"desktop": (1440, 900), "phone": (390, 844)}
 
 
@@ -241,7 +241,7 @@ def test_every_download_link_resolves(site, page):
     links = page.locator("a[download]").evaluate_all("as => as.map(a => a.href)")
     page.goto(f"{site}/s/entry_1_tv.html")
     links += page.locator("a[download]").evaluate_all("as => as.map(a => a.href)")
-    assert len(links) == 3 * 8 + 3 + 3
+    assert len(links) == 3 * 8 + 4 + 3  # per entry 3, the board 4 (cost.csv too), the entry page 3
     for url in links:
         body = page.request.get(url).body()
         if url.endswith(".parquet"):

@@ -59,6 +59,9 @@ RULES = (
     "collapsing rate is information lost, not resilience; its accuracy cost shows in the accuracy delta. The signed "
     "mean is shown beside it. Its CI: the same bootstrap resamples, with each cell's overhead recomputed per resample "
     "before the positive part is taken.",
+    "The worst corruption is the corruption cell (no-op cells excluded) with the most extra bits per image, read from "
+    "its row's extra_bits (the first in corruption × severity order on ties); the cost view prices it and the worst "
+    "rate attack's extra bits on named uplinks. Its cell is left empty when a corruption cell is missing.",
     f"Required cells: clean, {WORST_RATE} at {HEADLINE}, all {len(CORRUPTION_CELLS)} corruption cells, and every "
     "cell of the protocol the entry was run under. An entry missing one is marked incomplete, and each aggregate "
     "that needs a missing cell is left empty: nothing is averaged over the cells that happen to exist.",
@@ -231,6 +234,10 @@ def summarize(sid: str, cells: list[dict], images, protocol_cells: tuple[Cell, .
         row[f"corruption_{col}"] = float(np.mean([corr[c][col] for c in counted])) if complete_corr else nan
     row["corruption_inflation"] = float(np.mean([max(0.0, corr[c]["overhead"]) for c in counted])) \
         if complete_corr else nan
+    worst_corr = max(counted, key=lambda c: corr[c]["extra_bits"]) if complete_corr else None  # first on ties
+    row["worst_corruption_condition"] = worst_corr.condition if worst_corr else None
+    row["worst_corruption_severity"] = worst_corr.severity if worst_corr else None
+    row["worst_corruption_extra_bits"] = float(corr[worst_corr]["extra_bits"]) if worst_corr else nan
 
     clean = _select(images, images["condition"] == "clean")
     clean_bits = clean["bits_coded"]

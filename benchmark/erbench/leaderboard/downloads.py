@@ -12,10 +12,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from markdown_it import MarkdownIt
 
+from erbench.leaderboard import cost
 from erbench.leaderboard.aggregate import Entry
 from erbench.results import PER_IMAGE_FILE, SUMMARY_FILE
 
-BOARD_CSV, BOARD_SUMMARY = "data/leaderboard.csv", "data/summary.parquet"
+BOARD_CSV, BOARD_SUMMARY, COST_CSV = "data/leaderboard.csv", "data/summary.parquet", "data/cost.csv"
 STUDY = ("Milin Zhang, Mohammad Abdi, Shahriar Rifat, Francesco Restuccia. Resilience of Entropy Model in "
          "Distributed Neural Networks. ECCV 2024 (arXiv:2403.00942)")
 CITATION = """@misc{erbench,
@@ -47,7 +48,8 @@ def _parquet(frame: pd.DataFrame) -> bytes:
 
 def files(results_dir: Path, entries: list[Entry]) -> dict[str, bytes]:
     """Site path -> bytes: per entry its two Parquet tables as committed and its summary as CSV; for the
-    board every entry's summary rows (Parquet and CSV) and the aggregated rows the boards rank (CSV)."""
+    board every entry's summary rows (Parquet and CSV), the aggregated rows the boards rank (CSV) and the
+    cost view's table (CSV)."""
     out: dict[str, bytes] = {}
     summaries = []
     for e in sorted(entries, key=lambda e: e.id):
@@ -66,6 +68,7 @@ def files(results_dir: Path, entries: list[Entry]) -> dict[str, bytes]:
         writer.writeheader()
         writer.writerows(rows)
         out[BOARD_CSV] = text.getvalue().encode()
+        out[COST_CSV] = _csv(cost.table(rows))
     return out
 
 

@@ -1,5 +1,5 @@
-"""Render the static site: entries -> one page per board, compare, protocol, data, submit and
-per-submission pages, plus static files and the downloadable tables.
+"""Render the static site: entries -> one page per board, the cost view, compare, protocol, data, submit
+and per-submission pages, plus static files and the downloadable tables.
 
 A pure function of the results: sorted iteration, fixed figure ids, a build date derived from the
 results (or given), plotly.js copied from the installed plotly package (no CDN). The output
@@ -26,7 +26,7 @@ import erbench
 from erbench import metrics
 from erbench.conditions.catalog import CONDITIONS
 from erbench.errors import ErbenchError
-from erbench.leaderboard import boards, compare, downloads, figures
+from erbench.leaderboard import boards, compare, cost, downloads, figures
 from erbench.leaderboard.aggregate import (HEADLINE, HEADLINE_NORM, KEY, RULES, WORST, WORST_RATE, Entry, cell_key,
                                            headline_key, label, load, param_text)
 from erbench.leaderboard.boards import Board
@@ -128,8 +128,26 @@ def delta(x) -> str:
     return "—" if _missing(x) else _signed(x, "+.3f")
 
 
+def xbits(x) -> str:
+    """Extra bits with a sign: '+1,234', '-56'."""
+    return "—" if _missing(x) else _signed(x, "+,.0f")
+
+
 def num(x, fmt: str = ".3f") -> str:
     return "—" if _missing(x) else format(x, fmt)
+
+
+_PREFIXES = ((1.0, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"))
+
+
+def si(x, unit: str, signed: bool = True) -> str:
+    """``x`` in ``unit`` with an SI prefix and three significant digits: '+12.3 ms', '-4.40 µJ', '+1,234 s'."""
+    if _missing(x):
+        return "—"
+    scale, prefix = next(((s, p) for s, p in _PREFIXES if abs(x) >= s), _PREFIXES[0])
+    m = x / scale
+    digits = 0 if abs(m) >= 100 else 1 if abs(m) >= 10 else 2
+    return _signed(m, f"{'+' if signed else ''},.{digits}f") + f" {prefix}{unit}"
 
 
 def beta(x) -> str:
@@ -148,8 +166,7 @@ def ci(low, high, kind: str = "pct") -> str:
 def cell(column: Column, row: dict) -> str:
     """The text of one board cell (without its CI)."""
     v = row[column.key]
-    return {"pct": pct, "delta": delta, "acc": num, "bits": lambda x: num(x, ",.0f"),
-            "xbits": lambda x: "—" if _missing(x) else _signed(x, "+,.0f"), "beta": beta,
+    return {"pct": pct, "delta": delta, "acc": num, "bits": lambda x: num(x, ",.0f"), "xbits": xbits, "beta": beta,
             "date": lambda x: str(x)[:10], "rank": lambda x: "—" if x is None else str(x)}.get(column.kind, str)(v)
 
 
@@ -167,7 +184,8 @@ def _env() -> jinja2.Environment:
                              autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True)
     env.filters.update(pct=pct, delta=delta, num=num, sv=sort_value, params=params, missing=_missing, beta=beta,
-                       breakable=breakable)
+                       breakable=breakable, xbits=xbits, airtime=lambda bits, link: si(cost.airtime_s(bits, link), "s"),
+                       energy=lambda bits, link: si(cost.energy_j(bits, link), "J"))
     env.globals.update(ci=ci, tone=tone, cell=cell, version=erbench.__version__, headline=HEADLINE)
     return env
 
@@ -265,6 +283,13 @@ def _board_page(env: jinja2.Environment, board: Board, rows: list[dict], site: d
         summary=boards.family_summary(board, rows, pct if column.kind == "pct" else num), **site)
 
 
+def _cost_page(env: jinja2.Environment, rows: list[dict], site: dict) -> str:
+    return env.get_template("cost.html").render(
+        root="", figs={}, groups=boards.ranked(boards.BOARDS[0], rows), uplinks=cost.UPLINKS, cases=cost.CASES,
+        energy_per_bit=lambda link: si(cost.energy_j(1, link), "J/bit", signed=False), worst=label(WORST),
+        csv=downloads.COST_CSV, **site)
+
+
 def render(entries: list[Entry], submissions_dir: Path | None = None, *, build_date: str | None = None,
            repo_url: str | None = None, guide: str | None = None, data: dict[str, bytes] | None = None) -> dict[str, str]:
     """Every page as relative path -> HTML. ``guide``: the submission guide's Markdown (CONTRIBUTING.md);
@@ -277,6 +302,7 @@ def render(entries: list[Entry], submissions_dir: Path | None = None, *, build_d
     site = {"boards": shown, "build_date": build_date, "repo_url": repo_url,
             "guide_url": f"{repo_url}/blob/main/CONTRIBUTING.md" if repo_url else None}
     pages = {b.page: _board_page(env, b, rows, site) for b in shown}
+    pages["cost.html"] = _cost_page(env, rows, site)
     pages["protocol.html"] = _protocol_page(env, entries, site)
     pages["compare.html"] = env.get_template("compare.html").render(
         root="", figs={}, compare_data=compare.profiles(entries), ids=[e.id for e in sorted(entries, key=lambda e: e.id)],
