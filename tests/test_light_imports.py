@@ -6,12 +6,16 @@ torchvision and compressai must be absent from ``sys.modules``.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from importlib.metadata import distribution
 from pathlib import Path
 
 import click
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from erbench.cli import cli
 
@@ -68,6 +72,47 @@ def test_leaderboard_build_imports_no_torch(tmp_path):
     _run(["leaderboard", "build", "--results", str(RESULTS), "--out", str(tmp_path / "site"),
           "--submissions", str(ROOT / "submissions")])
     assert (tmp_path / "site" / "index.html").is_file()
+
+
+SITE_REQUIREMENTS = ROOT / "benchmark" / "erbench" / "leaderboard" / "requirements.txt"
+IMPORTED = """
+import sys
+at_startup = set(sys.modules)  # e.g. setuptools' _distutils_hack, imported by a .pth file
+import json
+from importlib.metadata import packages_distributions
+from erbench.cli import main
+
+main(sys.argv[1:])
+names = packages_distributions()
+print(json.dumps(sorted({d for m in set(sys.modules) - at_startup for d in names.get(m.partition(".")[0], [])})))
+"""
+OPTIONAL = {"cloudpickle"}  # pyarrow imports it when it is installed and pickles without it
+
+
+def _closure(requirements: list[str]) -> set[str]:
+    """The distributions the requirements install: them and, transitively, their unconditional dependencies."""
+    todo, seen = [Requirement(r) for r in requirements], set()
+    while todo:
+        req = todo.pop()
+        name = canonicalize_name(req.name)
+        if name in seen or (req.marker and not req.marker.evaluate({"extra": ""})):
+            continue
+        seen.add(name)
+        todo += [Requirement(r) for r in distribution(name).requires or []]
+    return seen
+
+
+def test_the_site_requirements_cover_what_the_build_imports(tmp_path):
+    """benchmark/erbench/leaderboard/requirements.txt (the Pages build's torch-free install) installs every
+    distribution ``erbench leaderboard build`` imports."""
+    proc = subprocess.run([sys.executable, "-c", IMPORTED, "leaderboard", "build", "--results", str(RESULTS),
+                           "--out", str(tmp_path / "site"), "--submissions", str(ROOT / "submissions")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
+    imported = {canonicalize_name(d) for d in json.loads(proc.stdout.splitlines()[-1])} - {"erbench", *OPTIONAL}
+    lines = [line.split("#")[0].strip() for line in SITE_REQUIREMENTS.read_text().splitlines()]
+    installed = _closure([line for line in lines if line])
+    assert imported and not imported - installed, sorted(imported - installed)
+    assert not installed & set(HEAVY)
 
 
 def test_the_probe_sees_torch_when_it_is_imported():

@@ -51,6 +51,9 @@ def test_permissions_and_triggers():
     pages = _workflow("pages.yml")
     assert pages["permissions"] == {"contents": "read"} and pages["concurrency"]["cancel-in-progress"] is False
     assert "permissions" not in pages["jobs"]["build"]
+    assert pages["jobs"]["build"]["needs"] == "check" and pages["jobs"]["deploy"]["needs"] == "build"
+    build = " ".join(step.get("run", "") for step in pages["jobs"]["build"]["steps"])
+    assert "--no-deps -e ." in build and "leaderboard/requirements.txt" in build and "torch" not in build
     assert pages["jobs"]["deploy"]["permissions"] == {"pages": "write", "id-token": "write"}
     for path in WORKFLOWS:
         for job in yaml.safe_load(path.read_text())["jobs"].values():
