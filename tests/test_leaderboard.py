@@ -366,6 +366,18 @@ def test_each_board_ranks_its_own_metric(board_results):
     assert "blackbox" not in [b.key for b in boards.shown(boards.BOARDS, old)]
 
 
+def test_entry_page_has_a_black_box_card_when_the_protocol_has_the_attack(board_results, tmp_path):
+    summary, _ = read_results(board_results / "v2" / "a")
+    hit = summary[(summary["condition"] == "attack.blackbox_rate") & np.isclose(summary["eps"], HEADLINE_EPS)].iloc[0]
+    build(board_results / "v2", tmp_path / "v2")
+    page = (tmp_path / "v2" / "s" / "a.html").read_text()
+    card = page[page.index("black-box rate attack, "):].split("</div>")[0]
+    low, high = (f"{hit[c] * 100:+.1f}%" for c in ("overhead_ci_low", "overhead_ci_high"))
+    assert f"<b>{hit['overhead']:+.1%}</b>" in card and f"[{low}, {high}]" in card
+    build(board_results / "v1", tmp_path / "v1")
+    assert "black-box rate attack, " not in (tmp_path / "v1" / "s" / "old.html").read_text()
+
+
 def test_corruption_inflation_counts_a_falling_rate_as_zero(board_results):
     summary, images = read_results(board_results / "v2" / "a")
     blur = (summary["condition"] == "corruption.gaussian_blur")
