@@ -20,6 +20,8 @@ from erbench.results import read_results
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "leaderboard" / "results"
 IDS = sorted(p.name for p in COMMITTED.iterdir() if (p / "summary.parquet").is_file()) if COMMITTED.is_dir() else []
+V2 = ROOT / "leaderboard" / "results-v2"  # erbench-v2, with the black-box attack (until it becomes results/)
+V2_IDS = sorted(p.name for p in V2.iterdir() if (p / "summary.parquet").is_file()) if V2.is_dir() else []
 NORDIC = ("https://docs.nordicsemi.com/r/bundle/ps_nrf52840/page/_tmp/nrf52840/autodita/current/"
           "parameters.i_radio.html")
 RAK = "https://docs.rakwireless.com/product-categories/software-apis-and-libraries/rui3/appendix/"
@@ -54,19 +56,22 @@ def site(tmp_path_factory):
     return out
 
 
-def _by_hand(sid: str) -> dict:
-    """Extra coded bits per image from the per-image table: the headline worst-rate row, and the corruption cell
-    (severity, no-op cells, whose every image is unchanged, left out) with the most mean coded bits."""
-    per = pd.read_parquet(COMMITTED / sid / "per_image.parquet",
+def _by_hand(sid: str, root: Path = COMMITTED) -> dict:
+    """Extra coded bits per image from the per-image table: the headline worst-rate row, the black-box attack at the
+    same budget, and the corruption cell (severity, no-op cells, whose every image is unchanged, left out) with the
+    most mean coded bits."""
+    per = pd.read_parquet(root / sid / "per_image.parquet",
                           columns=["condition", "kind", "severity", "norm", "eps", "bits_coded", "perturbation_linf"])
     clean = per.loc[per["condition"] == "clean", "bits_coded"].mean()
-    attack = per[(per["condition"] == "attack.worst_rate") & (per["norm"] == "linf")
-                 & np.isclose(per["eps"].astype(float), 8 / 255)]
+    headline = (per["norm"] == "linf") & np.isclose(per["eps"].astype(float), 8 / 255)
+    attack = per[(per["condition"] == "attack.worst_rate") & headline]
+    blackbox = per[(per["condition"] == "attack.blackbox_rate") & headline]
     corr = per[per["kind"] == "corruption"].groupby(["condition", "severity"]).agg(
         bits=("bits_coded", "mean"), moved=("perturbation_linf", "max"))
     corr = corr[corr["moved"] > 0]
     condition, severity = corr["bits"].idxmax()
     return {"worst attack": attack["bits_coded"].mean() - clean, "worst corruption": corr["bits"].max() - clean,
+            "black-box attack": blackbox["bits_coded"].mean() - clean,
             "cell": f"{condition.removeprefix('corruption.')} · severity {int(severity)}"}
 
 
@@ -89,14 +94,14 @@ def _cells(page: str, sid: str) -> dict[tuple, tuple[str, str]]:
     return out
 
 
-@pytest.mark.parametrize("sid", IDS)
-def test_the_page_shows_the_figures_recomputed_by_hand(site, sid):
+def _check_row(site: Path, sid: str, root: Path, priced: tuple[str, ...]) -> None:
     page = (site / "cost.html").read_text(encoding="utf-8")
-    expected = _by_hand(sid)
+    expected = _by_hand(sid, root)
     cells = _cells(page, sid)
-    assert len(cells) == 2 * (1 + len(LINKS))
+    assert {case for case, _ in cells} == set(priced) and len(cells) == len(priced) * (1 + len(LINKS))
     table = pd.read_csv(site / "data" / "cost.csv")
-    for case in ("worst attack", "worst corruption"):
+    assert set(table["case"]) == set(priced)
+    for case in priced:
         bits = expected[case]
         main, small = cells[case, None]
         assert abs(float(main.replace(",", "")) - bits) <= 0.5, (case, main, bits)
@@ -111,6 +116,25 @@ def test_the_page_shows_the_figures_recomputed_by_hand(site, sid):
             assert len(row) == 1
             assert row.iloc[0][["extra_bits", "airtime_s", "energy_j"]].tolist() == pytest.approx(
                 [bits, airtime, energy], rel=1e-9)
+
+
+@pytest.mark.parametrize("sid", IDS)
+def test_the_page_shows_the_figures_recomputed_by_hand(site, sid):
+    _check_row(site, sid, COMMITTED, ("worst attack", "worst corruption"))
+
+
+@pytest.fixture(scope="module")
+def v2_site(tmp_path_factory):
+    if not V2_IDS:
+        pytest.skip("no committed erbench-v2 results under leaderboard/results-v2")
+    out = tmp_path_factory.mktemp("cost_v2") / "site"
+    build(V2, out)
+    return out
+
+
+@pytest.mark.parametrize("sid", V2_IDS)
+def test_erbench_v2_prices_the_black_box_attack_too(v2_site, sid):
+    _check_row(v2_site, sid, V2, ("worst attack", "black-box attack", "worst corruption"))
 
 
 def test_the_page_cites_its_sources_and_keeps_the_board_order(site):

@@ -6,11 +6,12 @@ retransmissions, no radio wake-up or tail energy. Energy = TX current × supply 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pandas as pd
 
-from erbench.leaderboard.aggregate import HEADLINE_EPS, HEADLINE_NORM, WORST_RATE
+from erbench.leaderboard.aggregate import BLACKBOX, HEADLINE_EPS, HEADLINE_NORM, WORST_RATE
 from erbench.leaderboard.boards import group
 
 NORDIC = ("https://docs.nordicsemi.com/r/bundle/ps_nrf52840/page/_tmp/nrf52840/autodita/current/"
@@ -57,8 +58,24 @@ UPLINKS = (
            Source(_LORA_CURRENT, MICROCHIP, "assumed independent of the spreading factor: the data sheet gives the "
                   "TX current of the transceiver at this power setting, not per spreading factor"), _LORA_VOLTAGE),
 )
-# (case, row column of its extra bits per image): what the cost view prices
-CASES = (("worst attack", "worst_extra_bits"), ("worst corruption", "worst_corruption_extra_bits"))
+@dataclass(frozen=True)
+class Case:
+    """What the cost view prices: a row column of extra bits per image, under one condition."""
+
+    name: str
+    short: str  # its column header under each uplink
+    column: str
+    optional: bool = False  # priced only when some entry has it (the black-box attack is erbench-v2's)
+
+
+CASES = (Case("worst attack", "attack", "worst_extra_bits"),
+         Case("black-box attack", "black-box", "blackbox_extra_bits", optional=True),
+         Case("worst corruption", "corruption", "worst_corruption_extra_bits"))
+
+
+def cases(rows: list[dict]) -> tuple[Case, ...]:
+    """The cases to price: every required one, an optional one when some row has a value for it."""
+    return tuple(c for c in CASES if not c.optional or any(not math.isnan(r[c.column]) for r in rows))
 
 
 def airtime_s(bits: float, link: Uplink) -> float:
@@ -75,16 +92,17 @@ def energy_j(bits: float, link: Uplink) -> float:
 
 def table(rows: list[dict]) -> pd.DataFrame:
     """One row per entry (by id) × case × uplink: the priced cell, its extra bits, airtime, charge, energy."""
-    out = []
+    out, priced = [], cases(rows)
     for r in sorted(rows, key=lambda r: r["id"]):
         cells = {"worst attack": (WORST_RATE, None, HEADLINE_NORM, HEADLINE_EPS),
+                 "black-box attack": (BLACKBOX.condition, None, HEADLINE_NORM, HEADLINE_EPS),
                  "worst corruption": (r["worst_corruption_condition"], r["worst_corruption_severity"], None, None)}
-        for case, column in CASES:
-            condition, severity, norm, eps = cells[case]
-            bits = r[column]
-            out += [{"id": r["id"], "group": group(r), "protocol": r["protocol"], "case": case, "condition": condition,
-                     "severity": severity, "norm": norm, "eps": eps, "extra_bits": bits, "uplink": link.name,
-                     "rate_bps": link.rate_bps, "tx_current_a": link.tx_current_a, "voltage_v": link.voltage_v,
-                     "airtime_s": airtime_s(bits, link), "charge_c": charge_c(bits, link),
+        for case in priced:
+            condition, severity, norm, eps = cells[case.name]
+            bits = r[case.column]
+            out += [{"id": r["id"], "group": group(r), "protocol": r["protocol"], "case": case.name,
+                     "condition": condition, "severity": severity, "norm": norm, "eps": eps, "extra_bits": bits,
+                     "uplink": link.name, "rate_bps": link.rate_bps, "tx_current_a": link.tx_current_a,
+                     "voltage_v": link.voltage_v, "airtime_s": airtime_s(bits, link), "charge_c": charge_c(bits, link),
                      "energy_j": energy_j(bits, link)} for link in UPLINKS]
     return pd.DataFrame(out).astype({"severity": "Int64"})

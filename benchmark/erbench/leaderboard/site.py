@@ -285,7 +285,7 @@ def _board_page(env: jinja2.Environment, board: Board, rows: list[dict], site: d
 
 def _cost_page(env: jinja2.Environment, rows: list[dict], site: dict) -> str:
     return env.get_template("cost.html").render(
-        root="", figs={}, groups=boards.ranked(boards.BOARDS[0], rows), uplinks=cost.UPLINKS, cases=cost.CASES,
+        root="", figs={}, groups=boards.ranked(boards.BOARDS[0], rows), uplinks=cost.UPLINKS, cases=cost.cases(rows),
         energy_per_bit=lambda link: si(cost.energy_j(1, link), "J/bit", signed=False), worst=label(WORST),
         csv=downloads.COST_CSV, **site)
 
