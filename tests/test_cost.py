@@ -94,6 +94,13 @@ def _cells(page: str, sid: str) -> dict[tuple, tuple[str, str]]:
     return out
 
 
+def _priced(root: Path) -> tuple[str, ...]:
+    """The cases a site of these results prices: the black-box attack when some entry has its rows."""
+    blackbox = any((pd.read_parquet(d / "summary.parquet", columns=["condition"])["condition"]
+                    == "attack.blackbox_rate").any() for d in root.iterdir() if (d / "summary.parquet").is_file())
+    return ("worst attack", *(("black-box attack",) if blackbox else ()), "worst corruption")
+
+
 def _check_row(site: Path, sid: str, root: Path, priced: tuple[str, ...]) -> None:
     page = (site / "cost.html").read_text(encoding="utf-8")
     expected = _by_hand(sid, root)
@@ -120,7 +127,7 @@ def _check_row(site: Path, sid: str, root: Path, priced: tuple[str, ...]) -> Non
 
 @pytest.mark.parametrize("sid", IDS)
 def test_the_page_shows_the_figures_recomputed_by_hand(site, sid):
-    _check_row(site, sid, COMMITTED, ("worst attack", "worst corruption"))
+    _check_row(site, sid, COMMITTED, _priced(COMMITTED))
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +141,8 @@ def v2_site(tmp_path_factory):
 
 @pytest.mark.parametrize("sid", V2_IDS)
 def test_erbench_v2_prices_the_black_box_attack_too(v2_site, sid):
-    _check_row(v2_site, sid, V2, ("worst attack", "black-box attack", "worst corruption"))
+    assert "black-box attack" in _priced(V2)
+    _check_row(v2_site, sid, V2, _priced(V2))
 
 
 def test_the_page_cites_its_sources_and_keeps_the_board_order(site):
