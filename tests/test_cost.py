@@ -47,13 +47,17 @@ def test_uplinks_are_the_cited_figures():
     assert cost.charge_c(250, dr0) == pytest.approx(0.04154)
 
 
+def _site(tmp_path_factory, results: Path, ids: list[str]) -> Path:
+    if not ids:
+        pytest.skip(f"no committed results under {results.relative_to(ROOT)}")
+    out = tmp_path_factory.mktemp(results.name) / "site"
+    build(results, out)
+    return out
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    if not IDS:
-        pytest.skip("no committed results under leaderboard/results")
-    out = tmp_path_factory.mktemp("cost") / "site"
-    build(COMMITTED, out)
-    return out
+    return _site(tmp_path_factory, COMMITTED, IDS)
 
 
 def _by_hand(sid: str, root: Path = COMMITTED) -> dict:
@@ -132,11 +136,7 @@ def test_the_page_shows_the_figures_recomputed_by_hand(site, sid):
 
 @pytest.fixture(scope="module")
 def v2_site(tmp_path_factory):
-    if not V2_IDS:
-        pytest.skip("no committed erbench-v2 results under leaderboard/results-v2")
-    out = tmp_path_factory.mktemp("cost_v2") / "site"
-    build(V2, out)
-    return out
+    return _site(tmp_path_factory, V2, V2_IDS)
 
 
 @pytest.mark.parametrize("sid", V2_IDS)
