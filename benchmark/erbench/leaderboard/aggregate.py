@@ -60,8 +60,8 @@ RULES = (
     "mean is shown beside it. Its CI: the same bootstrap resamples, with each cell's overhead recomputed per resample "
     "before the positive part is taken.",
     "The worst corruption is the corruption cell (no-op cells excluded) with the most extra bits per image, read from "
-    "its row's extra_bits (the first in corruption × severity order on ties); the cost view prices it and the worst "
-    "rate attack's extra bits on named uplinks. Its cell is left empty when a corruption cell is missing.",
+    "its row's extra_bits (the first in corruption × severity order on ties); the cost view prices it, the worst "
+    "rate attack's and, where the protocol has it, the black-box attack's extra bits on named uplinks. Its cell is left empty when a corruption cell is missing.",
     f"Required cells: clean, {WORST_RATE} at {HEADLINE}, all {len(CORRUPTION_CELLS)} corruption cells, and every "
     "cell of the protocol the entry was run under. An entry missing one is marked incomplete, and each aggregate "
     "that needs a missing cell is left empty: nothing is averaged over the cells that happen to exist.",

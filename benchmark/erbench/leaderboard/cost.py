@@ -58,6 +58,8 @@ UPLINKS = (
            Source(_LORA_CURRENT, MICROCHIP, "assumed independent of the spreading factor: the data sheet gives the "
                   "TX current of the transceiver at this power setting, not per spreading factor"), _LORA_VOLTAGE),
 )
+
+
 @dataclass(frozen=True)
 class Case:
     """What the cost view prices: a row column of extra bits per image, under one condition."""
